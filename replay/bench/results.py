@@ -1,0 +1,70 @@
+"""Result files: atomic JSON writes, the result schema, the environment record."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCHEMA = "replay-bench/result/v1"
+REQUIRED_KEYS = (
+    "schema", "config", "method", "prior", "stream", "seed", "accuracy_matrix", "final_average_accuracy",
+    "train_seconds_per_experience", "iterations_per_experience", "environment",
+)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def atomic_save_torch(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def read_result(path: Path | str) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"result file {path} does not exist")
+    data = json.loads(path.read_text())
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if data.get("schema") != SCHEMA or missing:
+        raise ValueError(f"{path} is not a {SCHEMA} result (missing {missing or ['schema']})")
+    return data
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import avalanche
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "avalanche": avalanche.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

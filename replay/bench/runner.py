@@ -1,0 +1,265 @@
+"""The benchmark runner: build stream, model and strategy from a config; train with an iteration budget;
+evaluate every experience after each one; checkpoint atomically; resume; write ``result.json``."""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.logging import TextLogger
+from avalanche.training import Cumulative
+from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+
+from replay import priors
+from replay.bench.config import ConfigError
+from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_json
+from replay.generators.vae import conv_vae, mlp_vae
+from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
+from replay.plugins import IterationBudget, SeenUnitsMask
+from replay.strategies import BrainInspiredReplay, GenerativeReplay
+from scenarios.streams import build_stream
+
+CHECKPOINT = "checkpoint.pt"
+RESULT = "result.json"
+
+
+class ProgressBar(SupervisedPlugin):
+    """A tqdm bar per experience over its training iterations."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        super().__init__()
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.enabled:
+            self.bar = tqdm(total=self.total, desc=f"experience {strategy.experience.current_experience}",
+                            unit="it", leave=False, dynamic_ncols=True)
+
+    def after_training_iteration(self, strategy, **kwargs):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def after_training_exp(self, strategy, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class RestoreOptimizerState(SupervisedPlugin):
+    """Loads a saved optimizer state once, after Avalanche has (re)built the optimizer for the experience."""
+
+    def __init__(self, state: dict):
+        super().__init__()
+        self.state: Optional[dict] = state
+
+    def before_training_exp(self, strategy, **kwargs):
+        if self.state is not None:
+            strategy.optimizer.load_state_dict(self.state)
+            self.state = None
+
+
+@dataclass
+class Experiment:
+    config: dict
+    benchmark: Any
+    strategy: SupervisedTemplate
+    plugins: list = field(default_factory=list)
+
+    @property
+    def replay_plugin(self):
+        return getattr(self.strategy, "replay_plugin", None)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def check_files(config: dict) -> None:
+    """Problems that can be seen before any work: missing conv weights for the CIFAR stream."""
+    weights = config["model"]["conv_weights"]
+    if config["stream"]["name"] == "split_cifar100" and weights and not Path(weights).exists():
+        raise ConfigError(
+            f"model.conv_weights: {weights} not found; create it with 'replay-bench pretrain-conv --out {weights}'"
+        )
+
+
+def gate_contexts(config: dict, benchmark) -> list[int]:
+    mode = config["method"]["gate_contexts"] or ("task" if config["stream"]["name"] == "permuted_mnist" else "class")
+    per_context = benchmark.classes_per_experience if mode == "task" else 1
+    return [c // per_context for c in range(benchmark.n_classes)]
+
+
+def build_experiment(config: dict, out_dir: Path) -> Experiment:
+    check_files(config)
+    device = resolve_device(config["device"])
+    seed_everything(config["seed"])
+    stream = config["stream"]
+    benchmark = build_stream(stream["name"], stream["n_experiences"], config["seed"], stream["root"], stream["scenario"])
+    model_cfg, method = config["model"], config["method"]
+    hidden = list(model_cfg["hidden"])
+    extractor = None
+    if stream["name"] == "split_cifar100" and model_cfg["conv_weights"]:
+        extractor = ConvFeatureExtractor.load_frozen(model_cfg["conv_weights"])
+    prior = None
+    if config["prior"] is not None:
+        params = {k: v for k, v in config["prior"].items() if k != "name"}
+        prior = priors.build(config["prior"]["name"], model_cfg["latent_dim"], benchmark.n_classes, **params)
+
+    optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        loggers=[TextLogger(open(out_dir / "log.txt", "a"))],
+    )
+    plugins: list = [IterationBudget(config["iterations_per_experience"]),
+                     ProgressBar(config["iterations_per_experience"], config["progress"])]
+    if stream["scenario"] == "class":
+        plugins.insert(0, SeenUnitsMask())
+    common = dict(train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
+                  device=device, evaluator=evaluator, plugins=plugins)
+
+    if method["name"] == "bir":
+        internal = method["internal_replay"] if method["internal_replay"] is not None else extractor is not None
+        gate_prop = method["gate_prop"] if method["gate_prop"] is not None else (0.7 if extractor is not None else 0.8)
+        model = BIRModel(benchmark.input_shape, benchmark.n_classes, prior, hidden,
+                         gate_prop=gate_prop if method["gating"] else 0.0,
+                         class_to_context=gate_contexts(config, benchmark),
+                         feature_extractor=extractor if internal else None, seed=config["seed"])
+        options = dict(replay_size=method["replay_size"], distill=method["distill"],
+                       temperature=method["temperature"], conditional=method["conditional"])
+        strategy = BrainInspiredReplay(model, torch.optim.Adam(model.parameters(), **optimizer_args),
+                                       replay_options=options, **common)
+        return Experiment(config, benchmark, strategy, plugins)
+
+    model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
+    optimizer = torch.optim.Adam(model.parameters(), **optimizer_args)
+    if method["name"] == "naive":
+        strategy = SupervisedTemplate(model=model, optimizer=optimizer, **common)
+    elif method["name"] == "joint":
+        strategy = Cumulative(model=model, optimizer=optimizer, **common)
+    else:
+        generator_hidden = method["generator_hidden"] or hidden
+        if stream["name"] == "split_cifar100":
+            generator = conv_vae(prior, benchmark.input_shape, generator_hidden)
+        else:
+            generator = mlp_vae(benchmark.input_shape, prior, generator_hidden)
+        options = dict(lr=optimizer_args["lr"], betas=optimizer_args["betas"], replay_size=method["replay_size"],
+                       targets=method["targets"], temperature=method["temperature"],
+                       generator_schedule=method["generator_schedule"],
+                       generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
+        strategy = GenerativeReplay(model, optimizer, generator, replay_options=options, **common)
+    return Experiment(config, benchmark, strategy, plugins)
+
+
+def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
+    return [float(metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}"]) for j in range(n_experiences)]
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix, seconds) -> None:
+    strategy = experiment.strategy
+    atomic_save_torch({
+        "config": experiment.config,
+        "finished_experiences": finished,
+        "accuracy_matrix": matrix,
+        "train_seconds_per_experience": seconds,
+        "model": strategy.model.state_dict(),
+        "optimizer": strategy.optimizer.state_dict(),
+        "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
+        "seen_units": [p.state_dict() for p in experiment.plugins if isinstance(p, SeenUnitsMask)],
+        "rng": rng_state(),
+    }, path)
+
+
+def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, list]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["config"] != experiment.config:
+        raise ConfigError(f"{path} was written by a different config; use another --out or drop --resume")
+    strategy = experiment.strategy
+    strategy.model.load_state_dict(state["model"])
+    strategy.model.to(strategy.device)
+    strategy.plugins.append(RestoreOptimizerState(state["optimizer"]))
+    if experiment.replay_plugin is not None:
+        experiment.replay_plugin.load_state_dict(state["replay_plugin"], strategy.model)
+    for plugin, saved in zip([p for p in experiment.plugins if isinstance(p, SeenUnitsMask)], state["seen_units"]):
+        plugin.load_state_dict(saved)
+    set_rng_state(state["rng"])
+    return state["finished_experiences"], state["accuracy_matrix"], state["train_seconds_per_experience"]
+
+
+def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
+    """Run one config to completion (or from its last checkpoint with ``resume``); return the result dict."""
+    out_dir = Path(out_dir)
+    experiment = build_experiment(config, out_dir)
+    strategy, benchmark = experiment.strategy, experiment.benchmark
+    n_experiences = len(benchmark.train_stream)
+    checkpoint = out_dir / CHECKPOINT
+    finished, matrix, seconds = 0, [], []
+    if resume and checkpoint.exists():
+        finished, matrix, seconds = restore_checkpoint(checkpoint, experiment)
+    for index, experience in enumerate(benchmark.train_stream):
+        if index < finished:
+            continue
+        start = time.perf_counter()
+        strategy.train(experience, eval_streams=[])
+        seconds.append(time.perf_counter() - start)
+        matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
+        save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds)
+        if config["progress"]:
+            print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
+    result = make_result(config, matrix, seconds, strategy.device)
+    write_json(out_dir / RESULT, result)
+    return result
+
+
+def make_result(config: dict, matrix: list[list[float]], seconds: list[float], device: torch.device) -> dict:
+    iterations = config["iterations_per_experience"]
+    last = matrix[-1]
+    return {
+        "schema": SCHEMA,
+        "config": config,
+        "method": config["method"]["name"],
+        "prior": config["prior"]["name"] if config["prior"] else None,
+        "prior_params": {k: v for k, v in config["prior"].items() if k != "name"} if config["prior"] else None,
+        "stream": config["stream"]["name"],
+        "n_experiences": len(matrix),
+        "seed": config["seed"],
+        "accuracy_matrix": matrix,
+        "final_accuracy_per_experience": last,
+        "final_average_accuracy": float(np.mean(last)),
+        "train_seconds_per_experience": seconds,
+        "total_train_seconds": float(sum(seconds)),
+        "iterations_per_experience": iterations,
+        "iterations_per_second": float(iterations * len(seconds) / sum(seconds)),
+        "environment": environment(device),
+    }

@@ -1,0 +1,97 @@
+"""VAE generators whose latent prior is a constructor argument (the VAE never branches on its kind)."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from replay.generators.likelihoods import likelihood as get_likelihood
+from replay.nets import GatedMLPDecoder, conv_stack, deconv_stack, mlp
+from replay.priors.base import LatentPrior
+
+
+class VAE(nn.Module):
+    """x -> encoder -> prior.posterior_head -> (mu, logvar) -> z -> decoder -> likelihood parameters.
+
+    ``loss_terms`` returns the two per-sample terms of the negative ELBO (Kingma & Welling 2014, eq. 3):
+    ``recon = -log p(x|z)`` with the named reduction over units, and ``reg`` = the prior's regulariser
+    (KL or its replacement). The caller weighs and reduces them.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: LatentPrior, hidden_features: int,
+                 input_shape: Sequence[int], likelihood: str = "bernoulli"):
+        super().__init__()
+        self.encoder, self.decoder, self.prior = encoder, decoder, prior
+        self.head = prior.posterior_head(hidden_features)
+        self.input_shape = tuple(input_shape)
+        self.likelihood = get_likelihood(likelihood)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.prior.latent_dim
+
+    @property
+    def n_inputs(self) -> int:
+        return math.prod(self.input_shape)
+
+    def check_input(self, x: Tensor) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.encoder(x))
+
+    def decode_output(self, z: Tensor) -> Tensor:
+        return self.decoder(z).view(-1, *self.input_shape)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Data-space mean for latents z (pixels in [0, 1] for Bernoulli, values for Gaussian)."""
+        return self.likelihood.mean(self.decode_output(z))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        mu, logvar = self.encode(x)
+        z = self.prior.reparameterize(mu, logvar)
+        return self.decode_output(z), mu, logvar, z
+
+    def loss_terms(self, x: Tensor, labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
+                   reduction: str = "mean") -> dict[str, Tensor]:
+        """Per-sample ``recon`` and ``reg`` for a batch (labels / probs select the prior's modes if it has any)."""
+        self.check_input(x)
+        output, mu, logvar, z = self(x)
+        return {
+            "recon": self.likelihood.nll(output, x, reduction),
+            "reg": self.prior.regularizer(mu, logvar, z, labels=labels, probs=probs),
+        }
+
+    @torch.no_grad()
+    def generate(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        """``n`` samples in one batched call: prior.sample -> decode."""
+        return self.decode(self.prior.sample(n, classes))
+
+
+def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (400, 400),
+            likelihood: str = "bernoulli") -> VAE:
+    """Fully connected VAE (MNIST: 784-400-400, latent size from the prior)."""
+    n_inputs = math.prod(input_shape)
+    encoder = nn.Sequential(nn.Flatten(), mlp([n_inputs, *hidden]))
+    decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_inputs)
+    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood)
+
+
+def feature_vae(prior: LatentPrior, in_features: int = 1024, hidden: Sequence[int] = (2000, 2000)) -> VAE:
+    """VAE on conv features (internal replay on CIFAR): 1024-2000-2000, Gaussian (MSE) likelihood."""
+    return mlp_vae((in_features,), prior, hidden, likelihood="gaussian")
+
+
+def conv_vae(prior: LatentPrior, input_shape: Sequence[int] = (3, 32, 32), hidden: Sequence[int] = (2000, 2000),
+             likelihood: str = "gaussian") -> VAE:
+    """Pixel-level convolutional VAE for 32x32 images: the card's conv stack, fc layers, mirrored decoder."""
+    channels = input_shape[0]
+    encoder = nn.Sequential(conv_stack(channels), nn.Flatten(), mlp([1024, *hidden]))
+    decoder = nn.Sequential(
+        GatedMLPDecoder(prior.latent_dim, hidden, 1024), nn.ReLU(), nn.Unflatten(1, (256, 2, 2)),
+        deconv_stack(channels),
+    )
+    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood)

@@ -1,0 +1,107 @@
+"""BIRModel: classifier and VAE in one network ("replay through feedback", van de Ven et al. 2020)."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from replay.generators.likelihoods import likelihood as get_likelihood
+from replay.nets import GatedMLPDecoder, mlp
+from replay.priors.base import LatentPrior
+
+
+class BIRModel(nn.Module):
+    """Encoder (shared) -> classifier on the last hidden layer; encoder -> prior head -> z -> gated decoder.
+
+    ``forward(x)`` returns class scores, so Avalanche's evaluation and user code treat it as a classifier;
+    it also keeps the last hidden activations (``last_hidden``) so that a plugin can add the VAE terms
+    without a second encoder pass. With a ``feature_extractor`` (frozen conv layers), images are first turned
+    into 1024 features and everything else, generation and replay included, happens on those features
+    (internal replay); the "replay space" is then the feature space.
+
+    Gates: ``n_contexts`` fixed random masks (a unit silenced with probability ``gate_prop``) on the
+    decoder's first and hidden layers; ``class_to_context`` maps a class to its gating context.
+    """
+
+    def __init__(self, input_shape: Sequence[int], n_classes: int, prior: LatentPrior,
+                 hidden: Sequence[int] = (400, 400), gate_prop: float = 0.8,
+                 class_to_context: Optional[Sequence[int]] = None,
+                 feature_extractor: Optional[nn.Module] = None, likelihood: Optional[str] = None, seed: int = 0):
+        super().__init__()
+        self.feature_extractor = feature_extractor
+        self.replay_shape = (feature_extractor.out_features,) if feature_extractor is not None else tuple(input_shape)
+        n_replay = math.prod(self.replay_shape)
+        self.n_pixels = math.prod(input_shape)
+        self.n_classes = n_classes
+        self.prior = prior
+        self.encoder = nn.Sequential(nn.Flatten(), mlp([n_replay, *hidden]))
+        self.head = prior.posterior_head(hidden[-1])
+        self.classifier = nn.Linear(hidden[-1], n_classes)
+        contexts = torch.as_tensor(class_to_context if class_to_context is not None else range(n_classes))
+        self.register_buffer("class_to_context", contexts.long())
+        n_contexts = int(contexts.max()) + 1
+        self.decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_replay, n_contexts, gate_prop, seed)
+        default = "gaussian" if feature_extractor is not None else "bernoulli"
+        self.likelihood = get_likelihood(likelihood or default)
+        self.last_input: Optional[Tensor] = None
+        self.last_hidden: Optional[Tensor] = None
+
+    @property
+    def gated(self) -> bool:
+        return self.decoder.gated
+
+    # -- classifier ----------------------------------------------------------------------------------------
+    def to_replay_space(self, x: Tensor) -> Tensor:
+        """Images -> what the VAE models (conv features with internal replay, else the images)."""
+        if self.feature_extractor is None:
+            return x
+        with torch.no_grad():
+            return self.feature_extractor(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.last_input = self.to_replay_space(x)
+        self.last_hidden = self.encoder(self.last_input)
+        return self.classifier(self.last_hidden)
+
+    def classify_replay(self, x_replay: Tensor) -> tuple[Tensor, Tensor]:
+        """(scores, hidden) for inputs already in replay space."""
+        h = self.encoder(x_replay)
+        return self.classifier(h), h
+
+    # -- VAE -----------------------------------------------------------------------------------------------
+    def context_gate(self, classes: Optional[Tensor] = None, class_probs: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Gate input [batch, n_contexts] from hard classes (one-hot) or probabilities over all classes (soft)."""
+        if not self.gated:
+            return None
+        n_contexts = self.decoder.gate_masks()[0].shape[0]
+        if classes is not None:
+            return F.one_hot(self.class_to_context[classes], n_contexts).float()
+        gate = torch.zeros(class_probs.shape[0], n_contexts, device=class_probs.device)
+        return gate.index_add_(1, self.class_to_context, class_probs)
+
+    def decode(self, z: Tensor, gate: Optional[Tensor]) -> Tensor:
+        return self.decoder(z, gate).view(-1, *self.replay_shape)
+
+    def vae_terms(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor],
+                  labels: Optional[Tensor] = None, probs: Optional[Tensor] = None) -> dict[str, Tensor]:
+        """Per-sample recon (averaged per unit) and prior regulariser, from the encoder's hidden ``h``."""
+        mu, logvar = self.head(h)
+        z = self.prior.reparameterize(mu, logvar)
+        output = self.decode(z, gate)
+        return {
+            "recon": self.likelihood.nll(output, x_replay, "mean"),
+            "reg": self.prior.regularizer(mu, logvar, z, labels=labels, probs=probs),
+        }
+
+    @torch.no_grad()
+    def generate(self, classes: Tensor, conditional: bool = True) -> Tensor:
+        """One replay sample per class in ``classes`` (replay space), in one batched call.
+
+        ``conditional``: z from the class's prior mode; otherwise z unconditional and only the gate follows
+        the class.
+        """
+        z = self.prior.sample(len(classes), classes if conditional else None)
+        return self.likelihood.mean(self.decode(z, self.context_gate(classes)))

@@ -1,0 +1,121 @@
+"""Brain-inspired replay (van de Ven, Siegelmann & Tolias 2020) as an Avalanche plugin."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from avalanche.training.plugins import SupervisedPlugin
+
+from replay.models.bir import BIRModel
+from replay.plugins.common import ReplayClasses, distillation_loss, frozen_copy, replay_weights
+
+
+class BrainInspiredReplayPlugin(SupervisedPlugin):
+    """BI-R on a strategy whose model is a :class:`BIRModel` (classifier and VAE in one network).
+
+    Loss per iteration, every term named (reference: van de Ven et al. 2020, methods; REFERENCE.md section 3):
+    * current batch: ``classification`` (the strategy's criterion on the real labels) + ``recon`` (averaged
+      per unit) + ``reg`` (prior regulariser divided by the number of input pixels), the decoder gated by
+      each sample's label and the prior told the label;
+    * replay (from the second experience): a previous class drawn uniformly per sample, z from the frozen
+      model's prior conditioned on it (``conditional``), decoded through that class's gate, in one batched
+      call. The frozen model's scores over the previous classes give the targets: ``distillation``
+      (T = ``temperature``, times T^2) when ``distill``, else hard labels. When re-encoded, the replay is gated
+      by softmax(scores / T) and the prior gets those probabilities (hard labels without distillation);
+    * total: ``(1/t) * current + (1 - 1/t) * replay``.
+    Internal replay needs no switch here: a model with a frozen feature extractor generates and replays
+    features. ``last_losses`` holds each named term of the last iteration.
+    """
+
+    def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
+                 conditional: bool = True):
+        super().__init__()
+        self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
+        self.frozen_model: Optional[BIRModel] = None
+        self.classes = ReplayClasses()
+        self.experiences_done = 0
+        self.last_losses: dict[str, float] = {}
+
+    @property
+    def t(self) -> int:
+        return self.experiences_done + 1
+
+    def before_training_exp(self, strategy, **kwargs):
+        if not isinstance(strategy.model, BIRModel):
+            raise TypeError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel, got {type(strategy.model).__name__}")
+        strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
+
+    def current_terms(self, model: BIRModel, y: Tensor) -> dict[str, Tensor]:
+        terms = model.vae_terms(model.last_input, model.last_hidden, model.context_gate(classes=y), labels=y)
+        model.last_input = model.last_hidden = None  # used once; frees the graph reference and keeps the model copyable
+        return {"recon": terms["recon"].mean(), "reg": terms["reg"].mean() / model.n_pixels}
+
+    def replay_terms(self, model: BIRModel, n: int) -> dict[str, Tensor]:
+        classes = self.classes
+        x_replay = self.frozen_model.generate(classes.draw_previous(n), self.conditional)
+        with torch.no_grad():
+            target_scores = self.frozen_model.classify_replay(x_replay)[0][:, classes.previous]
+        scores, hidden = model.classify_replay(x_replay)
+        scores = scores[:, classes.active]
+        if self.distill:
+            active_probs = classes.active_probs(target_scores, self.temperature)
+            probs = active_probs.new_zeros(n, model.n_classes).index_copy_(1, classes.active, active_probs)
+            terms = model.vae_terms(x_replay, hidden, model.context_gate(class_probs=probs), probs=probs)
+            classification = distillation_loss(scores, active_probs, self.temperature)
+        else:
+            labels = classes.previous[target_scores.argmax(1)]
+            terms = model.vae_terms(x_replay, hidden, model.context_gate(classes=labels), labels=labels)
+            classification = F.cross_entropy(scores, classes.positions(labels))
+        return {"classification": classification, "recon": terms["recon"].mean(),
+                "reg": terms["reg"].mean() / model.n_pixels}
+
+    def before_backward(self, strategy, **kwargs):
+        model: BIRModel = strategy.model
+        current = {"classification": strategy.loss, **self.current_terms(model, strategy.mb_y)}
+        loss = sum(current.values())
+        self.last_losses = {f"{k}_current": float(v.detach()) for k, v in current.items()}
+        if self.frozen_model is not None:
+            replay = self.replay_terms(model, self.replay_size or len(strategy.mb_y))
+            self.last_losses.update({f"{k}_replay": float(v.detach()) for k, v in replay.items()})
+            w_current, w_replay = replay_weights(self.t)
+            loss = w_current * loss + w_replay * sum(replay.values())
+        strategy.loss = loss
+
+    @torch.no_grad()
+    def after_training_exp(self, strategy, **kwargs):
+        model: BIRModel = strategy.model
+        latents = labels = None
+        if model.prior.wants_latents:
+            latents, labels = encode_latents(model, strategy.experience.dataset, strategy.device)
+        model.prior.end_experience(latents, labels)
+        self.frozen_model = frozen_copy(model)
+        self.classes.finish(strategy.experience.classes_in_this_experience)
+        self.experiences_done += 1
+
+    def state_dict(self) -> dict:
+        return {"frozen_model": self.frozen_model.state_dict() if self.frozen_model else None,
+                "previous_classes": self.classes.finished, "experiences_done": self.experiences_done}
+
+    def load_state_dict(self, state: dict, model: BIRModel) -> None:
+        if state["frozen_model"] is not None:
+            self.frozen_model = frozen_copy(model)
+            self.frozen_model.load_state_dict(state["frozen_model"])
+        self.classes.finished = list(state["previous_classes"])
+        self.experiences_done = int(state["experiences_done"])
+
+
+@torch.no_grad()
+def encode_latents(model: BIRModel, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """Posterior means and labels of a whole dataset under the BI-R model's encoder."""
+    model.eval()
+    means, labels = [], []
+    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+        h = model.encoder(model.to_replay_space(x.to(device)))
+        means.append(model.head(h)[0])
+        labels.append(y.to(device))
+    model.train()
+    return torch.cat(means), torch.cat(labels)

@@ -1,0 +1,184 @@
+"""Generative replay (Shin et al. 2017) as an Avalanche plugin, with a VAE generator and any prior."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from avalanche.training.plugins import SupervisedPlugin
+
+from replay.generators.vae import VAE
+from replay.plugins.common import ReplayClasses, distillation_loss, frozen_copy, replay_weights
+
+TARGETS = ("hard", "soft")
+GENERATOR_SCHEDULES = ("alongside", "after")
+
+
+class GenerativeReplayPlugin(SupervisedPlugin):
+    """Turns any ``SupervisedTemplate`` into generative replay.
+
+    Each training iteration (from the second experience on):
+    1. the frozen previous generator draws a replay batch in one batched call on the strategy's device;
+    2. the frozen previous solver labels it over the classes seen before: hard (argmax) by default,
+       soft (distillation, temperature T, times T^2) with ``targets='soft'``;
+    3. the solver's loss becomes ``(1/t) * loss_current + (1 - 1/t) * loss_replay`` (reference weighting;
+       not Avalanche's 50/50 concatenation); the current batch stays the strategy's ``mb_x``/``mb_output``,
+       so Avalanche's training metrics describe the real data only;
+    4. the generator takes one step on the same weighting of its loss, ``recon + reg / n_inputs`` (reconstruction
+       averaged per unit, prior regulariser divided by the number of input units, as in the reference code),
+       on current data (with its labels) and replay (with the frozen solver's labels).
+    With ``generator_schedule='after'`` the generator is instead trained for ``generator_iterations`` steps
+    after each experience, on current data plus replay.
+    At the end of each experience the prior's hook runs and frozen copies of generator and solver are taken.
+
+    Attributes ``last_losses`` hold the named terms of the last iteration.
+    """
+
+    def __init__(self, generator: VAE, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 replay_size: Optional[int] = None, targets: str = "hard", temperature: float = 2.0,
+                 generator_schedule: str = "alongside", generator_iterations: int = 2000,
+                 optimizer_factory: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None):
+        super().__init__()
+        if targets not in TARGETS:
+            raise ValueError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
+        if generator_schedule not in GENERATOR_SCHEDULES:
+            raise ValueError(f"unknown generator_schedule {generator_schedule!r}; choose one of {', '.join(GENERATOR_SCHEDULES)}")
+        self.generator = generator
+        self.optimizer_factory = optimizer_factory or (lambda params: torch.optim.Adam(params, lr=lr, betas=betas))
+        self.generator_optimizer: Optional[torch.optim.Optimizer] = None
+        self.replay_size, self.targets, self.temperature = replay_size, targets, temperature
+        self.generator_schedule, self.generator_iterations = generator_schedule, generator_iterations
+        self.frozen_generator: Optional[VAE] = None
+        self.frozen_solver: Optional[nn.Module] = None
+        self.classes = ReplayClasses()
+        self.experiences_done = 0
+        self.last_losses: dict[str, float] = {}
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+    def before_training_exp(self, strategy, **kwargs):
+        self.generator.to(strategy.device)
+        if self.generator_optimizer is None:
+            self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
+        self.generator.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
+
+    @property
+    def t(self) -> int:
+        return self.experiences_done + 1
+
+    # -- replay ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def replay_batch(self, n: int) -> tuple[Tensor, Tensor]:
+        """(x_replay, scores of the frozen solver over the previous classes), one batched call each."""
+        x = self.frozen_generator.generate(n)
+        scores = self.frozen_solver(x)[:, self.classes.previous]
+        return x, scores
+
+    def replay_loss(self, model: nn.Module, x: Tensor, target_scores: Tensor) -> Tensor:
+        """Loss of the solver on replay, over all active units (old and new classes)."""
+        scores = model(x)[:, self.classes.active]
+        if self.targets == "soft":
+            return distillation_loss(scores, self.classes.active_probs(target_scores, self.temperature), self.temperature)
+        return F.cross_entropy(scores, self.classes.positions(self.replay_labels(target_scores)))
+
+    def replay_labels(self, target_scores: Tensor) -> Tensor:
+        """Hard labels (class ids) of replayed samples: argmax of the frozen solver over previous classes."""
+        return self.classes.previous[target_scores.argmax(1)]
+
+    def generator_loss(self, x: Tensor, labels: Tensor) -> Tensor:
+        terms = self.generator.loss_terms(x, labels=labels if self.generator.prior.conditional else None)
+        return (terms["recon"] + terms["reg"] / self.generator.n_inputs).mean()
+
+    def generator_step(self, x: Tensor, y: Tensor, replay: Optional[tuple[Tensor, Tensor]]) -> None:
+        self.generator.train()
+        w_current, w_replay = replay_weights(self.t)
+        loss = self.generator_loss(x, y)
+        if replay is not None:
+            loss = w_current * loss + w_replay * self.generator_loss(replay[0], self.replay_labels(replay[1]))
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.generator_optimizer.step()
+        self.last_losses["generator"] = float(loss.detach())
+
+    def before_backward(self, strategy, **kwargs):
+        replay = None
+        if self.frozen_generator is not None:
+            replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
+            w_current, w_replay = replay_weights(self.t)
+            loss_replay = self.replay_loss(strategy.model, *replay)
+            self.last_losses.update(current=float(strategy.loss.detach()), replay=float(loss_replay.detach()))
+            strategy.loss = w_current * strategy.loss + w_replay * loss_replay
+        self._pending = replay
+
+    def after_training_iteration(self, strategy, **kwargs):
+        if self.generator_schedule == "alongside":
+            self.generator_step(strategy.mb_x, strategy.mb_y, self._pending)
+        self._pending = None
+
+    # -- end of experience -----------------------------------------------------------------------------------
+    def after_training_exp(self, strategy, **kwargs):
+        if self.generator_schedule == "after":
+            self.train_generator_after(strategy)
+        self.run_prior_hook(strategy)
+        self.frozen_generator = frozen_copy(self.generator)
+        self.frozen_solver = frozen_copy(strategy.model)
+        self.classes.finish(strategy.experience.classes_in_this_experience)
+        self.experiences_done += 1
+
+    def train_generator_after(self, strategy) -> None:
+        loader = torch.utils.data.DataLoader(strategy.experience.dataset, batch_size=strategy.train_mb_size, shuffle=True)
+        done = 0
+        while done < self.generator_iterations:
+            for x, y, *_ in loader:
+                x, y = x.to(strategy.device), y.to(strategy.device)
+                replay = self.replay_batch(len(y)) if self.frozen_generator is not None else None
+                self.generator_step(x, y, replay)
+                done += 1
+                if done == self.generator_iterations:
+                    break
+
+    @torch.no_grad()
+    def run_prior_hook(self, strategy) -> None:
+        prior = self.generator.prior
+        latents = labels = None
+        if prior.wants_latents:
+            self.generator.eval()
+            latents, labels = encode_dataset(self.generator, strategy.experience.dataset, strategy.device)
+        prior.end_experience(latents, labels)
+
+    # -- checkpointing ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict() if self.generator_optimizer else None,
+            "frozen_generator": self.frozen_generator.state_dict() if self.frozen_generator else None,
+            "frozen_solver": self.frozen_solver.state_dict() if self.frozen_solver else None,
+            "previous_classes": self.classes.finished,
+            "experiences_done": self.experiences_done,
+        }
+
+    def load_state_dict(self, state: dict, solver: nn.Module) -> None:
+        """Restore; ``solver`` is a model of the solver's architecture (the strategy's model)."""
+        self.generator.load_state_dict(state["generator"])
+        if state["generator_optimizer"] is not None:
+            self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
+            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        if state["frozen_generator"] is not None:
+            self.frozen_generator = frozen_copy(self.generator)
+            self.frozen_generator.load_state_dict(state["frozen_generator"])
+            self.frozen_solver = frozen_copy(solver)
+            self.frozen_solver.load_state_dict(state["frozen_solver"])
+        self.classes.finished = list(state["previous_classes"])
+        self.experiences_done = int(state["experiences_done"])
+
+
+@torch.no_grad()
+def encode_dataset(vae: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """Posterior means and labels of a whole dataset (for priors that refit on latents)."""
+    means, labels = [], []
+    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+        means.append(vae.encode(x.to(device))[0])
+        labels.append(y.to(device))
+    return torch.cat(means), torch.cat(labels)

@@ -1,0 +1,111 @@
+"""The prior interface: what GR's generator and BI-R's model ask of a latent prior, and nothing more.
+
+A prior plays the role of pythae's sampler: the VAE never branches on its kind. It asks the prior for
+* its posterior head (``posterior_head``): mean and log-variance, or mean only with a fixed variance;
+* the regulariser of a batch of posteriors (``regularizer``), one value per sample, given hard labels,
+  soft class probabilities, or nothing;
+* latents to decode (``sample``), unconditional or one per requested class;
+* an end-of-experience hook (``end_experience``) for priors that keep or refit state.
+State lives in parameters and buffers, so it is saved and restored with ``state_dict``.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class GaussianHead(nn.Module):
+    """Encoder head giving (mu, logvar); the log-variance layer has no bias, as in the BI-R reference."""
+
+    def __init__(self, in_features: int, latent_dim: int):
+        super().__init__()
+        self.mean = nn.Linear(in_features, latent_dim)
+        self.logvar = nn.Linear(in_features, latent_dim, bias=False)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mean(h), self.logvar(h)
+
+
+class LatentPrior(nn.Module):
+    """Base class of all priors. ``n_classes`` is the number of class slots (None for class-free priors)."""
+
+    #: whether ``sample(n, classes)`` really conditions on the classes
+    conditional: bool = False
+    #: whether ``end_experience`` needs the encoder's latent means of the experience's data
+    wants_latents: bool = False
+
+    def __init__(self, latent_dim: int, n_classes: Optional[int] = None):
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+        self.latent_dim = latent_dim
+        self.n_classes = n_classes
+        self.register_buffer("seen", torch.zeros(n_classes or 0, dtype=torch.bool))
+
+    # -- posterior ---------------------------------------------------------------------------------------
+    def posterior_head(self, in_features: int) -> nn.Module:
+        """The encoder's last layer, mapping hidden features to (mu, logvar)."""
+        return GaussianHead(in_features, self.latent_dim)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+        """z = mu + exp(logvar / 2) * eps (Kingma & Welling 2014, eq. 10)."""
+        return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+
+    # -- regulariser and sampling --------------------------------------------------------------------------
+    def regularizer(
+        self, mu: Tensor, logvar: Tensor, z: Tensor,
+        labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Per-sample regulariser (KL or its replacement), shape [batch]."""
+        raise NotImplementedError
+
+    def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        """``n`` latents; with ``classes`` (shape [n]) one latent per requested class."""
+        raise NotImplementedError
+
+    # -- classes and experiences ---------------------------------------------------------------------------
+    def observe_classes(self, classes: Iterable[int]) -> None:
+        """Mark classes as seen (called when an experience starts). Class-free priors ignore this."""
+        classes = sorted(int(c) for c in classes)
+        if self.n_classes is None:
+            return
+        bad = [c for c in classes if not 0 <= c < self.n_classes]
+        if bad:
+            raise ValueError(f"class {bad[0]} is outside the prior's {self.n_classes} class slots")
+        self.seen[classes] = True
+
+    def seen_classes(self) -> Tensor:
+        return self.seen.nonzero().flatten()
+
+    def check_classes(self, classes: Tensor) -> None:
+        """Raise if a requested class has not been seen (a conditional prior has no mode for it yet)."""
+        if self.n_classes is None:
+            return
+        unique = torch.unique(classes).cpu()
+        if unique.numel() and (unique.min() < 0 or unique.max() >= self.n_classes or not self.seen[unique].all()):
+            unseen = [int(c) for c in unique if not (0 <= c < self.n_classes and self.seen[c])]
+            raise ValueError(f"class {unseen[0]} has not been seen by the prior (seen: {self.seen_classes().tolist()})")
+
+    def uniform_seen_classes(self, n: int) -> Tensor:
+        seen = self.seen_classes()
+        if seen.numel() == 0:
+            raise ValueError("the prior has seen no class yet; call observe_classes first")
+        return seen[torch.randint(len(seen), (n,), device=seen.device)]
+
+    def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
+        """Hook run after each experience; ``latents`` are given when ``wants_latents`` is True."""
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, n_classes={self.n_classes}"
+
+
+def check_shapes(mu: Tensor, latent_dim: int) -> None:
+    if mu.dim() != 2 or mu.shape[1] != latent_dim:
+        raise ValueError(f"latents of shape {tuple(mu.shape)} do not match the prior's latent size {latent_dim}")
+
+
+def as_long(classes: Sequence[int] | Tensor, device: torch.device) -> Tensor:
+    return torch.as_tensor(classes, dtype=torch.long, device=device)

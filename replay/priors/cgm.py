@@ -1,0 +1,105 @@
+"""Categorical generative-model prior of seed 003 (CGM): prototypes, fixed encoder variance, MMD, descriptor."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.divergences import mmd2_per_sample
+
+
+class FixedVarianceHead(nn.Module):
+    """Mean-only encoder head; the log-variance is a constant (the bounded information rate of seed 003)."""
+
+    def __init__(self, in_features: int, latent_dim: int, logvar: float):
+        super().__init__()
+        self.mean = nn.Linear(in_features, latent_dim)
+        self.logvar = logvar
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        mu = self.mean(h)
+        return mu, torch.full_like(mu, self.logvar)
+
+
+class CGM(LatentPrior):
+    """CGM categorical prior (seed 003, section II, eq. 6-8), supervised variant (CGM2).
+
+    * Encoder gives the mean r = mu only; z = mu + eps with a fixed variance (``variance``, 0.02 in the seed,
+      or ``info_rate`` bits over N dims: sigma^2 = 1 / 4^(I/N)).
+    * K prototypes g_k, one per class slot, learned through the descriptor loss (eq. 8):
+      ``||r - g_y||^2 + sum_{k != y, seen} max(0, m - ||r - g_k||^2)``.
+    * MMD^2 (eq. 5) with the Gaussian kernel exp(-||a-b||^2 / (2N)) between the posterior samples z and
+      samples g_y + eps' of the assigned prototypes.
+    * Regulariser per sample: ``lam * mmd2_i + beta * descriptor_i`` (eq. 6; lam about 1000 against a
+      per-image summed reconstruction loss). No KL.
+    * Assignment: the label; else the most probable class of the soft probabilities; else the nearest seen
+      prototype (the unsupervised CGM1 rule).
+    * Sampling: z = g_k + eps. Prototypes of past classes are frozen at the end of each experience
+      (``end_experience``), so replay keeps decoding to them while new classes move.
+    """
+
+    conditional = True
+
+    def __init__(self, latent_dim: int, n_classes: Optional[int] = None, variance: float = 0.02,
+                 info_rate: Optional[float] = None, lam: float = 1000.0, beta: float = 1.0, margin: float = 1.0):
+        if not n_classes:
+            raise ValueError("CGM needs n_classes (one prototype per class)")
+        super().__init__(latent_dim, n_classes)
+        if info_rate is not None:
+            variance = 4.0 ** (-info_rate / latent_dim)
+        if not variance > 0:
+            raise ValueError(f"CGM variance must be positive, got {variance}")
+        self.variance, self.lam, self.beta, self.margin = float(variance), float(lam), float(beta), float(margin)
+        self.prototypes = nn.Parameter(torch.randn(n_classes, latent_dim))
+        self.register_buffer("frozen_prototypes", torch.zeros(n_classes, latent_dim))
+        self.register_buffer("frozen", torch.zeros(n_classes, dtype=torch.bool))
+
+    def posterior_head(self, in_features: int) -> nn.Module:
+        return FixedVarianceHead(in_features, self.latent_dim, math.log(self.variance))
+
+    def current_prototypes(self) -> Tensor:
+        return torch.where(self.frozen.unsqueeze(1), self.frozen_prototypes, self.prototypes)
+
+    def assign(self, mu: Tensor, labels: Optional[Tensor], probs: Optional[Tensor], prototypes: Tensor) -> Tensor:
+        if labels is not None:
+            return labels
+        if probs is not None:
+            return probs.argmax(1)
+        distances = torch.cdist(mu.detach(), prototypes.detach()).masked_fill(~self.seen, float("inf"))
+        return distances.argmin(1)
+
+    def descriptor_loss(self, mu: Tensor, labels: Tensor, prototypes: Tensor) -> Tensor:
+        """Eq. 8 per sample: pull r to its own prototype, push it at least ``margin`` (squared) from the others."""
+        sq_dist = torch.cdist(mu, prototypes).pow(2)
+        own = sq_dist.gather(1, labels.unsqueeze(1)).squeeze(1)
+        others = self.seen.unsqueeze(0) & (torch.arange(self.n_classes, device=mu.device) != labels.unsqueeze(1))
+        hinge = torch.relu(self.margin - sq_dist) * others
+        return own + hinge.sum(1)
+
+    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+        check_shapes(mu, self.latent_dim)
+        prototypes = self.current_prototypes()
+        labels = self.assign(mu, labels, probs, prototypes)
+        targets = prototypes[labels]
+        prototype_samples = targets + math.sqrt(self.variance) * torch.randn_like(targets)
+        return self.lam * mmd2_per_sample(z, prototype_samples) + self.beta * self.descriptor_loss(mu, labels, prototypes)
+
+    def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        if classes is None:
+            classes = self.uniform_seen_classes(n)
+        else:
+            self.check_classes(classes)
+        centres = self.current_prototypes()[classes]
+        return centres + math.sqrt(self.variance) * torch.randn_like(centres)
+
+    @torch.no_grad()
+    def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
+        newly = self.seen & ~self.frozen
+        self.frozen_prototypes[newly] = self.prototypes[newly].detach()
+        self.frozen |= self.seen
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, variance={self.variance}, lam={self.lam}, beta={self.beta}, margin={self.margin}"

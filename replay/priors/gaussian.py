@@ -1,0 +1,79 @@
+"""Unimodal priors: the standard Gaussian and its binarized version (seed 000)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.divergences import binarized_gaussian_kl
+
+SAMPLING_MODES = ("reduced_bias", "biased")
+
+
+def check_radius(r: float) -> float:
+    if r < 0:
+        raise ValueError(f"the binarizing radius r must be >= 0, got {r}")
+    return float(r)
+
+
+def binary_shift(shape: tuple[int, ...], p_plus: Tensor | float, r: float, device: torch.device) -> Tensor:
+    """+r with probability ``p_plus`` and -r otherwise, elementwise (the two sides of seed 000, section 4.4)."""
+    p = torch.as_tensor(p_plus, device=device).expand(shape)
+    return r * (2.0 * torch.bernoulli(p) - 1.0)
+
+
+class Gaussian(LatentPrior):
+    """p(z) = N(0, I). Regulariser: closed-form KL (Kingma & Welling 2014, appendix B)."""
+
+    def __init__(self, latent_dim: int, n_classes: Optional[int] = None):
+        super().__init__(latent_dim, None)
+
+    @property
+    def r(self) -> float:
+        return 0.0
+
+    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+        check_shapes(mu, self.latent_dim)
+        zero = mu.new_zeros(())
+        return binarized_gaussian_kl(mu, logvar, zero, zero, self.r)
+
+    def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        """Unconditional: ``classes`` is accepted for the common interface and ignored."""
+        return torch.randn(n, self.latent_dim, device=self.seen.device)
+
+
+class BinarizedGaussian(Gaussian):
+    """Binarized N(0, I) prior of seed 000 (eq. 2-5) with radius ``r``.
+
+    Regulariser: KL to N(r * sign(mu), I) per dimension (correct variance term, see ``binarized_gaussian_kl``).
+    Sampling: ``reduced_bias`` draws each dimension from 0.5 N(+r, 1) + 0.5 N(-r, 1) (used in all the seed's
+    experiments); ``biased`` weights the two sides by the fraction of training latent means above / below 0,
+    refitted by ``end_experience`` on the latents it is given.
+    """
+
+    def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.01,
+                 sampling: str = "reduced_bias"):
+        super().__init__(latent_dim)
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING_MODES)}")
+        self._r = check_radius(r)
+        self.sampling = sampling
+        self.wants_latents = sampling == "biased"
+        self.register_buffer("p_above", torch.full((latent_dim,), 0.5))
+
+    @property
+    def r(self) -> float:
+        return self._r
+
+    def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        base = super().sample(n)
+        return base + binary_shift(base.shape, self.p_above, self.r, base.device)
+
+    def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
+        if self.sampling == "biased" and latents is not None:
+            self.p_above.copy_((latents > 0).float().mean(0))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, r={self.r}, sampling={self.sampling}"
