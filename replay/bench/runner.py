@@ -23,7 +23,8 @@ from replay.bench.config import ConfigError
 from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_json
 from replay.generators.vae import conv_vae, mlp_vae
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
-from replay.plugins import IterationBudget, SeenUnitsMask
+from replay.plugins import InMemoryBatches, IterationBudget, SeenUnitsMask
+from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
 from scenarios.streams import build_stream
 
@@ -127,7 +128,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
         accuracy_metrics(experience=True, stream=True),
         loggers=[TextLogger(open(out_dir / "log.txt", "a"))],
     )
-    plugins: list = [IterationBudget(config["iterations_per_experience"]),
+    plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
     if stream["scenario"] == "class":
         plugins.insert(0, SeenUnitsMask())
@@ -143,12 +144,12 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                          feature_extractor=extractor if internal else None, seed=config["seed"])
         options = dict(replay_size=method["replay_size"], distill=method["distill"],
                        temperature=method["temperature"], conditional=method["conditional"])
-        strategy = BrainInspiredReplay(model, torch.optim.Adam(model.parameters(), **optimizer_args),
+        strategy = BrainInspiredReplay(model, adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
         return Experiment(config, benchmark, strategy, plugins)
 
     model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
-    optimizer = torch.optim.Adam(model.parameters(), **optimizer_args)
+    optimizer = adam(model.parameters(), **optimizer_args)
     if method["name"] == "naive":
         strategy = SupervisedTemplate(model=model, optimizer=optimizer, **common)
     elif method["name"] == "joint":

@@ -16,7 +16,7 @@ from replay.priors.base import LatentPrior
 class BIRModel(nn.Module):
     """Encoder (shared) -> classifier on the last hidden layer; encoder -> prior head -> z -> gated decoder.
 
-    ``forward(x)`` returns class scores, so Avalanche's evaluation and user code treat it as a classifier;
+    ``forward(x)`` returns class scores (``x`` images, or inputs already in replay space), so Avalanche's evaluation and user code treat it as a classifier;
     it also keeps the last hidden activations (``last_hidden``) so that a plugin can add the VAE terms
     without a second encoder pass. With a ``feature_extractor`` (frozen conv layers), images are first turned
     into 1024 features and everything else, generation and replay included, happens on those features
@@ -55,8 +55,11 @@ class BIRModel(nn.Module):
 
     # -- classifier ----------------------------------------------------------------------------------------
     def to_replay_space(self, x: Tensor) -> Tensor:
-        """Images -> what the VAE models (conv features with internal replay, else the images)."""
-        if self.feature_extractor is None:
+        """Images -> what the VAE models (conv features with internal replay, else the images).
+
+        Inputs already of the replay shape pass through, so ``forward`` takes images or replay-space inputs.
+        """
+        if self.feature_extractor is None or tuple(x.shape[1:]) == self.replay_shape:
             return x
         with torch.no_grad():
             return self.feature_extractor(x)
@@ -85,16 +88,12 @@ class BIRModel(nn.Module):
     def decode(self, z: Tensor, gate: Optional[Tensor]) -> Tensor:
         return self.decoder(z, gate).view(-1, *self.replay_shape)
 
-    def vae_terms(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor],
-                  labels: Optional[Tensor] = None, probs: Optional[Tensor] = None) -> dict[str, Tensor]:
-        """Per-sample recon (averaged per unit) and prior regulariser, from the encoder's hidden ``h``."""
+    def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> dict[str, Tensor]:
+        """Posterior (mu, logvar), sampled z and per-sample reconstruction loss (averaged per unit) from ``h``."""
         mu, logvar = self.head(h)
         z = self.prior.reparameterize(mu, logvar)
-        output = self.decode(z, gate)
-        return {
-            "recon": self.likelihood.nll(output, x_replay, "mean"),
-            "reg": self.prior.regularizer(mu, logvar, z, labels=labels, probs=probs),
-        }
+        recon = self.likelihood.nll(self.decode(z, gate), x_replay, "mean")
+        return {"mu": mu, "logvar": logvar, "z": z, "recon": recon}
 
     @torch.no_grad()
     def generate(self, classes: Tensor, conditional: bool = True) -> Tensor:

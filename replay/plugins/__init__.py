@@ -1,6 +1,6 @@
 """Avalanche plugins: generative replay, brain-inspired replay, iteration budget, class-IL output mask."""
 from replay.plugins.bir import BrainInspiredReplayPlugin
-from replay.plugins.common import IterationBudget, SeenUnitsMask
+from replay.plugins.common import InMemoryBatches, IterationBudget, SeenUnitsMask
 from replay.plugins.gr import GenerativeReplayPlugin
 
-__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask"]
+__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches"]

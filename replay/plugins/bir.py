@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay.models.bir import BIRModel
-from replay.plugins.common import ReplayClasses, distillation_loss, frozen_copy, replay_weights
+from replay.plugins.common import ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, replay_weights
 
 
 class BrainInspiredReplayPlugin(SupervisedPlugin):
@@ -36,6 +36,8 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
         self.frozen_model: Optional[BIRModel] = None
         self.classes = ReplayClasses()
+        self.alongside = ReplayAlongside()
+        self._replay: Optional[dict[str, Tensor]] = None
         self.experiences_done = 0
         self.last_losses: dict[str, float] = {}
 
@@ -49,40 +51,67 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
-    def current_terms(self, model: BIRModel, y: Tensor) -> dict[str, Tensor]:
-        terms = model.vae_terms(model.last_input, model.last_hidden, model.context_gate(classes=y), labels=y)
-        model.last_input = model.last_hidden = None  # used once; frees the graph reference and keeps the model copyable
-        return {"recon": terms["recon"].mean(), "reg": terms["reg"].mean() / model.n_pixels}
+    @torch.no_grad()
+    def draw_replay(self, n: int) -> dict[str, Tensor]:
+        """Replay batch from the frozen model: classes, inputs (replay space) and teacher scores over previous classes."""
+        classes = self.classes.draw_previous(n)
+        x = self.frozen_model.generate(classes, self.conditional)
+        scores = self.frozen_model.classify_replay(x)[0][:, self.classes.previous]
+        return {"classes": classes, "x": x, "teacher_scores": scores}
 
-    def replay_terms(self, model: BIRModel, n: int) -> dict[str, Tensor]:
-        classes = self.classes
-        x_replay = self.frozen_model.generate(classes.draw_previous(n), self.conditional)
-        with torch.no_grad():
-            target_scores = self.frozen_model.classify_replay(x_replay)[0][:, classes.previous]
-        scores, hidden = model.classify_replay(x_replay)
-        scores = scores[:, classes.active]
+    def before_forward(self, strategy, **kwargs):
+        self._replay = None
+        if self.frozen_model is not None:
+            self._replay = self.draw_replay(self.replay_size or len(strategy.mb_y))
+            self.alongside.attach_inputs(strategy, torch.cat([strategy.model.to_replay_space(strategy.mb_x), self._replay["x"]]))
+
+    def after_forward(self, strategy, **kwargs):
+        replay_scores = self.alongside.detach(strategy)
+        if self._replay is not None:
+            self._replay["scores"] = replay_scores
+
+    def replay_targets(self, model: BIRModel) -> dict[str, Tensor]:
+        """Gate input, prior conditioning and classification loss of the replayed samples."""
+        replay, classes = self._replay, self.classes
+        scores = replay["scores"][:, classes.active]
         if self.distill:
-            active_probs = classes.active_probs(target_scores, self.temperature)
-            probs = active_probs.new_zeros(n, model.n_classes).index_copy_(1, classes.active, active_probs)
-            terms = model.vae_terms(x_replay, hidden, model.context_gate(class_probs=probs), probs=probs)
-            classification = distillation_loss(scores, active_probs, self.temperature)
-        else:
-            labels = classes.previous[target_scores.argmax(1)]
-            terms = model.vae_terms(x_replay, hidden, model.context_gate(classes=labels), labels=labels)
-            classification = F.cross_entropy(scores, classes.positions(labels))
-        return {"classification": classification, "recon": terms["recon"].mean(),
-                "reg": terms["reg"].mean() / model.n_pixels}
+            active_probs = classes.active_probs(replay["teacher_scores"], self.temperature)
+            probs = active_probs.new_zeros(len(scores), model.n_classes).index_copy_(1, classes.active, active_probs)
+            return {"gate": model.context_gate(class_probs=probs), "prior": {"probs": probs},
+                    "classification": distillation_loss(scores, active_probs, self.temperature)}
+        labels = classes.previous[replay["teacher_scores"].argmax(1)]
+        return {"gate": model.context_gate(classes=labels), "prior": {"labels": labels},
+                "classification": F.cross_entropy(scores, classes.positions(labels))}
 
     def before_backward(self, strategy, **kwargs):
+        """Named loss terms of current and replayed samples from one decoder pass over both."""
         model: BIRModel = strategy.model
-        current = {"classification": strategy.loss, **self.current_terms(model, strategy.mb_y)}
+        y, n = strategy.mb_y, len(strategy.mb_y)
+        gate = model.context_gate(classes=y)
+        targets = self.replay_targets(model) if self._replay is not None else None
+        if targets is not None and gate is not None:
+            gate = torch.cat([gate, targets["gate"]])
+        vae = model.reconstruct(model.last_input, model.last_hidden, gate)
+        model.last_input = model.last_hidden = None  # used once; frees the graph and keeps the model copyable
+        prior = model.prior
+        current = {
+            "classification": strategy.loss,
+            "recon": vae["recon"][:n].mean(),
+            "reg": prior.regularizer(vae["mu"][:n], vae["logvar"][:n], vae["z"][:n], labels=y).mean() / model.n_pixels,
+        }
         loss = sum(current.values())
         self.last_losses = {f"{k}_current": float(v.detach()) for k, v in current.items()}
-        if self.frozen_model is not None:
-            replay = self.replay_terms(model, self.replay_size or len(strategy.mb_y))
+        if targets is not None:
+            replay = {
+                "classification": targets["classification"],
+                "recon": vae["recon"][n:].mean(),
+                "reg": prior.regularizer(vae["mu"][n:], vae["logvar"][n:], vae["z"][n:], **targets["prior"]).mean()
+                / model.n_pixels,
+            }
             self.last_losses.update({f"{k}_replay": float(v.detach()) for k, v in replay.items()})
             w_current, w_replay = replay_weights(self.t)
             loss = w_current * loss + w_replay * sum(replay.values())
+        self._replay = None
         strategy.loss = loss
 
     @torch.no_grad()

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay.generators.vae import VAE
-from replay.plugins.common import ReplayClasses, distillation_loss, frozen_copy, replay_weights
+from replay.plugins.common import ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, replay_weights
 
 TARGETS = ("hard", "soft")
 GENERATOR_SCHEDULES = ("alongside", "after")
@@ -46,13 +46,16 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         if generator_schedule not in GENERATOR_SCHEDULES:
             raise ValueError(f"unknown generator_schedule {generator_schedule!r}; choose one of {', '.join(GENERATOR_SCHEDULES)}")
         self.generator = generator
-        self.optimizer_factory = optimizer_factory or (lambda params: torch.optim.Adam(params, lr=lr, betas=betas))
+        self.optimizer_factory = optimizer_factory or (lambda params: adam(params, lr=lr, betas=betas))
         self.generator_optimizer: Optional[torch.optim.Optimizer] = None
         self.replay_size, self.targets, self.temperature = replay_size, targets, temperature
         self.generator_schedule, self.generator_iterations = generator_schedule, generator_iterations
         self.frozen_generator: Optional[VAE] = None
         self.frozen_solver: Optional[nn.Module] = None
         self.classes = ReplayClasses()
+        self.alongside = ReplayAlongside()
+        self._replay: Optional[tuple[Tensor, Tensor]] = None
+        self._replay_scores: Optional[Tensor] = None
         self.experiences_done = 0
         self.last_losses: dict[str, float] = {}
 
@@ -76,9 +79,9 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         scores = self.frozen_solver(x)[:, self.classes.previous]
         return x, scores
 
-    def replay_loss(self, model: nn.Module, x: Tensor, target_scores: Tensor) -> Tensor:
-        """Loss of the solver on replay, over all active units (old and new classes)."""
-        scores = model(x)[:, self.classes.active]
+    def replay_loss(self, scores: Tensor, target_scores: Tensor) -> Tensor:
+        """Loss of the solver's scores on replay, over all active units (old and new classes)."""
+        scores = scores[:, self.classes.active]
         if self.targets == "soft":
             return distillation_loss(scores, self.classes.active_probs(target_scores, self.temperature), self.temperature)
         return F.cross_entropy(scores, self.classes.positions(self.replay_labels(target_scores)))
@@ -87,35 +90,53 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         """Hard labels (class ids) of replayed samples: argmax of the frozen solver over previous classes."""
         return self.classes.previous[target_scores.argmax(1)]
 
-    def generator_loss(self, x: Tensor, labels: Tensor) -> Tensor:
+    def generator_loss(self, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+        """Weighted sum over samples of ``recon + reg / n_inputs`` (labels go to class-aware priors)."""
         terms = self.generator.loss_terms(x, labels=labels if self.generator.prior.conditional else None)
-        return (terms["recon"] + terms["reg"] / self.generator.n_inputs).mean()
+        return (weights * (terms["recon"] + terms["reg"] / self.generator.n_inputs)).sum()
 
     def generator_step(self, x: Tensor, y: Tensor, replay: Optional[tuple[Tensor, Tensor]]) -> None:
+        """One generator update on current (+ replayed) data in a single batched pass.
+
+        Per-sample weights ``w_current / n_current`` and ``w_replay / n_replay`` make the weighted sum equal
+        to ``w_current * mean_current + w_replay * mean_replay`` (priors whose regulariser couples the batch,
+        like CGM's MMD, see current and replayed samples together).
+        """
         self.generator.train()
-        w_current, w_replay = replay_weights(self.t)
-        loss = self.generator_loss(x, y)
+        weights = torch.full((len(y),), 1.0 / len(y), device=y.device)
         if replay is not None:
-            loss = w_current * loss + w_replay * self.generator_loss(replay[0], self.replay_labels(replay[1]))
+            w_current, w_replay = replay_weights(self.t)
+            n_replay = len(replay[0])
+            x = torch.cat([x, replay[0]])
+            y = torch.cat([y, self.replay_labels(replay[1])])
+            weights = torch.cat([weights * w_current, torch.full((n_replay,), w_replay / n_replay, device=y.device)])
+        loss = self.generator_loss(x, y, weights)
         self.generator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.generator_optimizer.step()
         self.last_losses["generator"] = float(loss.detach())
 
-    def before_backward(self, strategy, **kwargs):
-        replay = None
+    def before_forward(self, strategy, **kwargs):
+        self._replay = None
         if self.frozen_generator is not None:
-            replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
+            self._replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
+            self.alongside.attach(strategy, self._replay[0])
+
+    def after_forward(self, strategy, **kwargs):
+        self._replay_scores = self.alongside.detach(strategy)
+
+    def before_backward(self, strategy, **kwargs):
+        if self._replay is not None:
             w_current, w_replay = replay_weights(self.t)
-            loss_replay = self.replay_loss(strategy.model, *replay)
+            loss_replay = self.replay_loss(self._replay_scores, self._replay[1])
             self.last_losses.update(current=float(strategy.loss.detach()), replay=float(loss_replay.detach()))
             strategy.loss = w_current * strategy.loss + w_replay * loss_replay
-        self._pending = replay
+        self._replay_scores = None
 
     def after_training_iteration(self, strategy, **kwargs):
         if self.generator_schedule == "alongside":
-            self.generator_step(strategy.mb_x, strategy.mb_y, self._pending)
-        self._pending = None
+            self.generator_step(strategy.mb_x, strategy.mb_y, self._replay)
+        self._replay = None
 
     # -- end of experience -----------------------------------------------------------------------------------
     def after_training_exp(self, strategy, **kwargs):
