@@ -18,7 +18,7 @@ from replay.plugins.gr import GenerativeReplayPlugin
 class GenerativeReplay(SupervisedTemplate):
     """Generative replay: ``model`` is the solver, ``generator`` a VAE; replay options go to the plugin."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: VAE, *,
+    def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, generator: VAE,
                  plugins: Optional[Sequence[BasePlugin]] = None, replay_options: Optional[dict[str, Any]] = None,
                  **template_kwargs: Any):
         self.replay_plugin = GenerativeReplayPlugin(generator, **(replay_options or {}))
@@ -29,7 +29,7 @@ class GenerativeReplay(SupervisedTemplate):
 class BrainInspiredReplay(SupervisedTemplate):
     """Brain-inspired replay on a :class:`BIRModel`; replay options go to the plugin."""
 
-    def __init__(self, model: BIRModel, optimizer: torch.optim.Optimizer, *,
+    def __init__(self, *, model: BIRModel, optimizer: torch.optim.Optimizer,
                  plugins: Optional[Sequence[BasePlugin]] = None, replay_options: Optional[dict[str, Any]] = None,
                  **template_kwargs: Any):
         self.replay_plugin = BrainInspiredReplayPlugin(**(replay_options or {}))

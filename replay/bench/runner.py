@@ -144,7 +144,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                          feature_extractor=extractor if internal else None, seed=config["seed"])
         options = dict(replay_size=method["replay_size"], distill=method["distill"],
                        temperature=method["temperature"], conditional=method["conditional"])
-        strategy = BrainInspiredReplay(model, adam(model.parameters(), **optimizer_args),
+        strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
         return Experiment(config, benchmark, strategy, plugins)
 
@@ -164,7 +164,8 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        targets=method["targets"], temperature=method["temperature"],
                        generator_schedule=method["generator_schedule"],
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
-        strategy = GenerativeReplay(model, optimizer, generator, replay_options=options, **common)
+        strategy = GenerativeReplay(model=model, optimizer=optimizer, generator=generator, replay_options=options,
+                                    **common)
     return Experiment(config, benchmark, strategy, plugins)
 
 

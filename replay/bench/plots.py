@@ -1,0 +1,91 @@
+"""``replay-bench plot``: per-task accuracy figures (matplotlib, PNG or SVG by the file's suffix).
+
+One result (or several seeds of one method): accuracy on each task as training proceeds (one line per
+task, mean over seeds with a min-max band) and the accuracy matrix as a heatmap. Several methods: grouped
+bars of the final per-task accuracy by method (mean ± std over seeds) and the average-accuracy curve over
+experiences (mean with a ± std band).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from replay.bench.compare import group_results  # noqa: E402
+
+
+def label_of(key: tuple) -> str:
+    method, prior, _, _ = key
+    return method if prior == "-" else f"{method} / {prior}"
+
+
+def average_curve(matrix: np.ndarray) -> np.ndarray:
+    """Average accuracy over the tasks seen so far, after each experience."""
+    return np.array([matrix[i, : i + 1].mean() for i in range(len(matrix))])
+
+
+def plot_single(ax_lines, ax_heat, members: list[dict], title: str) -> None:
+    matrices = np.array([r["accuracy_matrix"] for r in members])
+    mean = matrices.mean(0)
+    n = mean.shape[0]
+    steps = np.arange(1, n + 1)
+    for j in range(n):
+        ax_lines.plot(steps[j:], mean[j:, j], marker="o", label=f"task {j + 1}")
+        if len(members) > 1:
+            ax_lines.fill_between(steps[j:], matrices[:, j:, j].min(0), matrices[:, j:, j].max(0), alpha=0.15)
+    ax_lines.set(xlabel="after training on experience", ylabel="test accuracy", ylim=(0, 1.02),
+                 title=f"{title}: per-task accuracy", xticks=steps)
+    ax_lines.legend(fontsize="small", ncol=2)
+    image = ax_heat.imshow(mean, vmin=0, vmax=1, cmap="viridis")
+    for i in range(n):
+        for j in range(n):
+            ax_heat.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                         color="white" if mean[i, j] < 0.5 else "black")
+    ax_heat.set(xlabel="evaluated on experience", ylabel="after training experience",
+                title=f"accuracy matrix R[i][j] ({len(members)} seed{'s' if len(members) > 1 else ''})",
+                xticks=range(n), yticks=range(n), xticklabels=steps, yticklabels=steps)
+    plt.colorbar(image, ax=ax_heat, fraction=0.046)
+
+
+def plot_comparison(ax_bars, ax_curve, groups: dict) -> None:
+    keys = sorted(groups)
+    n_tasks = max(len(r["accuracy_matrix"][-1]) for members in groups.values() for r in members)
+    width = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        matrices = np.array([r["accuracy_matrix"] for r in groups[key]])
+        last = matrices[:, -1, :]
+        x = np.arange(n_tasks) + (k - (len(keys) - 1) / 2) * width
+        ax_bars.bar(x, last.mean(0), width, yerr=last.std(0) if len(last) > 1 else None, capsize=2,
+                    label=label_of(key))
+        curves = np.array([average_curve(m) for m in matrices])
+        steps = np.arange(1, curves.shape[1] + 1)
+        ax_curve.plot(steps, curves.mean(0), marker="o", label=label_of(key))
+        if len(curves) > 1:
+            ax_curve.fill_between(steps, curves.mean(0) - curves.std(0), curves.mean(0) + curves.std(0), alpha=0.15)
+    ax_bars.set(xlabel="task", ylabel="final accuracy", ylim=(0, 1.02), xticks=range(n_tasks),
+                xticklabels=[str(j + 1) for j in range(n_tasks)], title="final accuracy per task (mean ± std)")
+    ax_bars.legend(fontsize="small")
+    ax_curve.set(xlabel="experiences trained", ylabel="average accuracy on tasks so far", ylim=(0, 1.02),
+                 title="average accuracy (mean ± std over seeds)")
+    ax_curve.legend(fontsize="small")
+
+
+def plot_results(results: list[dict], out: Path) -> list[Path]:
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"figure path {out} must end in .png or .svg")
+    groups = group_results(results)
+    rows = len(groups) + (1 if len(groups) > 1 else 0)
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4.5 * rows), squeeze=False)
+    for row, key in enumerate(sorted(groups)):
+        plot_single(axes[row, 0], axes[row, 1], groups[key], label_of(key))
+    if len(groups) > 1:
+        plot_comparison(axes[-1, 0], axes[-1, 1], groups)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return [out]

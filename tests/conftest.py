@@ -1,0 +1,43 @@
+"""Shared fixtures: real MNIST (verified, fetched once into a cache) and tiny synthetic streams."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from scenarios.data import fetch_mnist
+from scenarios.streams import class_incremental_benchmark
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """MNIST root; ``REPLAY_TEST_DATA`` or the repository's ``data/`` (cached between runs)."""
+    root = Path(os.environ.get("REPLAY_TEST_DATA", REPO / "data"))
+    fetch_mnist(root, try_torchvision=False)
+    return root
+
+
+def blobs(n_classes: int, per_class: int, dim: int, seed: int, n_test: int = 50, spread: float = 4.0):
+    """Well-separated Gaussian clusters squashed into [0, 1] (so a Bernoulli VAE can model them).
+
+    Returns ((train_x, train_y), (test_x, test_y)) drawn around the same centres.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    centres = spread * torch.randn(n_classes, dim, generator=generator)
+
+    def draw(per):
+        y = torch.arange(n_classes).repeat_interleave(per)
+        return torch.sigmoid(centres[y] + torch.randn(len(y), dim, generator=generator)), y
+
+    return draw(per_class), draw(n_test)
+
+
+@pytest.fixture
+def tiny_stream():
+    """4 classes of 16-dim blobs in 2 experiences of 2 classes (labels = class order)."""
+    train, test = blobs(4, 200, 16, seed=0)
+    return class_incremental_benchmark(train, test, 2, [0, 1, 2, 3], name="blobs")

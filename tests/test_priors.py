@@ -1,0 +1,219 @@
+"""The priors' math, each checked against an independent computation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from replay import priors
+from replay.priors import CGM, GMM, BinarizedGaussian, BinarizedGMM, Gaussian
+from replay.priors.divergences import binarized_gaussian_kl, gaussian_kernel, mmd2_per_sample
+
+
+
+@pytest.fixture(autouse=True)
+def double_precision():
+    """The comparisons below are exact or tight: run this module in float64, restore afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def posterior(batch=64, dim=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, dim, generator=g), 0.5 * torch.randn(batch, dim, generator=g)
+
+
+def test_binarized_with_r_zero_is_the_gaussian_kl_to_the_last_digit():
+    mu, logvar = posterior()
+    m, lv = torch.randn(6), torch.randn(6)
+    plain = 0.5 * (lv - logvar + (logvar.exp() + (mu - m) ** 2) / lv.exp() - 1).sum(1)
+    assert torch.equal(binarized_gaussian_kl(mu, logvar, m, lv, r=0.0), plain)
+    assert torch.equal(BinarizedGaussian(6, r=0.0).regularizer(mu, logvar, mu), Gaussian(6).regularizer(mu, logvar, mu))
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    mu, logvar = posterior()
+    q, p = Normal(mu, (0.5 * logvar).exp()), Normal(torch.zeros(6), torch.ones(6))
+    assert torch.allclose(Gaussian(6).regularizer(mu, logvar, mu), kl_divergence(q, p).sum(1))
+
+
+@pytest.mark.parametrize("r", [0.01, 0.5, 2.0])
+def test_binarized_kl_is_the_kl_to_the_shifted_prior(r):
+    mu, logvar = posterior()
+    m, lv = torch.randn(6), torch.randn(6)
+    shifted = Normal(m + r * torch.sign(mu - m), (0.5 * lv).exp())
+    expected = kl_divergence(Normal(mu, (0.5 * logvar).exp()), shifted).sum(1)
+    assert torch.allclose(binarized_gaussian_kl(mu, logvar, m, lv, r), expected)
+
+
+def test_binarized_gradients_are_finite_at_the_prior_mean():
+    mu = torch.zeros(4, 6, requires_grad=True)  # exactly at the prior mean m = 0
+    logvar = torch.zeros(4, 6, requires_grad=True)
+    BinarizedGaussian(6, r=0.3).regularizer(mu, logvar, mu).sum().backward()
+    assert torch.isfinite(mu.grad).all() and torch.isfinite(logvar.grad).all()
+    prior = BinarizedGMM(6, n_classes=3, r=0.3)
+    mu2 = prior.means[[0, 1]].detach().clone().requires_grad_(True)
+    prior.regularizer(mu2, torch.zeros(2, 6), mu2, labels=torch.tensor([0, 1])).sum().backward()
+    assert torch.isfinite(mu2.grad).all() and torch.isfinite(prior.means.grad).all()
+
+
+def test_gmm_closed_form_kl_agrees_with_monte_carlo():
+    torch.manual_seed(0)
+    prior = GMM(6, n_classes=3)
+    mu, logvar = posterior(batch=4)
+    labels = torch.tensor([0, 1, 2, 1])
+    closed = prior.regularizer(mu, logvar, mu, labels=labels).detach()
+    n = 200_000
+    z = mu + (0.5 * logvar).exp() * torch.randn(n, *mu.shape)
+    q = Normal(mu, (0.5 * logvar).exp())
+    p = Normal(prior.means[labels].detach(), (0.5 * prior.logvars[labels]).exp().detach())
+    monte_carlo = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
+    assert torch.allclose(closed, monte_carlo, rtol=0.02, atol=0.05)
+
+
+def test_gmm_soft_estimators_one_hot_and_bound():
+    torch.manual_seed(1)
+    mc, bound = GMM(6, 3, soft="mc"), GMM(6, 3, soft="bound")
+    bound.load_state_dict(mc.state_dict())
+    for prior in (mc, bound):
+        prior.observe_classes([0, 1, 2])
+    mu, logvar = posterior(batch=3)
+    labels = torch.tensor([0, 1, 2])
+    one_hot = torch.nn.functional.one_hot(labels, 3).double()
+    closed = mc.regularizer(mu, logvar, mu, labels=labels).detach()
+    # the bound with one-hot probabilities is exactly the closed-form KL
+    assert torch.allclose(bound.regularizer(mu, logvar, mu, probs=one_hot), closed)
+    # the MC estimator with one-hot probabilities is unbiased for the same KL
+    n = 100_000
+    z = (mu + (0.5 * logvar).exp() * torch.randn(n, 3, 6)).reshape(-1, 6)
+    estimate = mc.regularizer(mu.repeat(n, 1), logvar.repeat(n, 1), z, probs=one_hot.repeat(n, 1))
+    assert torch.allclose(estimate.view(n, 3).mean(0).detach(), closed, rtol=0.03, atol=0.05)
+    # with mixed probabilities, sum_c p_c KL_c bounds the KL to the mixture from above (Jensen)
+    probs = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    estimate = mc.regularizer(mu.repeat(n, 1), logvar.repeat(n, 1), z, probs=probs.repeat(n, 1))
+    assert (estimate.view(n, 3).mean(0) <= bound.regularizer(mu, logvar, mu, probs=probs) + 0.02).all()
+
+
+def test_gaussian_sampling_moments():
+    torch.manual_seed(0)
+    z = Gaussian(4).sample(200_000)
+    assert z.mean(0).abs().max() < 0.01 and (z.var(0) - 1).abs().max() < 0.02
+
+
+def test_binarized_sampling_is_a_symmetric_two_sided_mixture():
+    torch.manual_seed(0)
+    r = 3.0
+    z = BinarizedGaussian(4, r=r).sample(200_000)
+    assert z.mean(0).abs().max() < 0.03
+    assert ((z.var(0) - (1 + r**2)).abs() < 0.1).all()  # variance of 0.5 N(r,1) + 0.5 N(-r,1)
+    assert ((z > 0).double().mean(0) - 0.5).abs().max() < 0.01
+    assert (z.abs() < 0.5).double().mean() < 0.01  # bimodal: almost nothing at the centre
+
+
+def test_biased_sampling_follows_the_latents_side_statistics():
+    torch.manual_seed(0)
+    prior = BinarizedGaussian(3, r=2.0, sampling="biased")
+    assert prior.wants_latents
+    latents = torch.tensor([[1.0, -1.0, 1.0]] * 8 + [[-1.0, -1.0, 1.0]] * 2)
+    prior.end_experience(latents)
+    assert torch.allclose(prior.p_above, torch.tensor([0.8, 0.0, 1.0]))
+    z = prior.sample(100_000)
+    assert torch.allclose(z.mean(0), 2.0 * (2 * prior.p_above - 1), atol=0.03)
+
+
+def test_gmm_conditional_sampling_moments():
+    torch.manual_seed(0)
+    for prior, extra in ((GMM(5, 4), 0.0), (BinarizedGMM(5, 4, r=1.5), 1.5**2)):
+        prior.observe_classes([1, 3])
+        z = prior.sample(100_000, torch.full((100_000,), 3)).detach()
+        assert torch.allclose(z.mean(0), prior.means[3].detach(), atol=0.05)
+        assert torch.allclose(z.var(0), prior.logvars[3].detach().exp() + extra, rtol=0.05, atol=0.05)
+        unconditional = prior.sample(1000).detach()
+        assert unconditional.shape == (1000, 5)
+
+
+def test_mmd_zero_for_identical_samples_positive_for_shifted():
+    a = torch.randn(50, 8)
+    assert abs(float(mmd2_per_sample(a, a).mean())) < 1e-12
+    assert float(mmd2_per_sample(a, a + 2.0).mean()) > 0.1
+    kernel = gaussian_kernel(a[:2], a[2:4])
+    assert torch.allclose(kernel[0, 1], torch.exp(-((a[0] - a[3]) ** 2).sum() / 16))
+
+
+def test_descriptor_loss_follows_its_hinge():
+    prior = CGM(2, n_classes=3, margin=1.0)
+    prior.observe_classes([0, 1, 2])
+    with torch.no_grad():
+        prior.prototypes.copy_(torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]]))
+    mu = torch.tensor([[0.1, 0.0]])
+    loss = prior.descriptor_loss(mu, torch.tensor([0]), prior.prototypes)
+    # own: 0.1^2; class 1 at squared distance 0.16 < m: hinge 0.84; class 2 at 8.41 > m: no hinge
+    assert torch.allclose(loss, torch.tensor([0.01 + 0.84]))
+
+
+def test_cgm_fixed_variance_head_and_information_rate():
+    prior = CGM(10, n_classes=2, info_rate=15.0)
+    assert math.isclose(prior.variance, 1 / 4 ** 1.5)
+    head = prior.posterior_head(7)
+    mu, logvar = head(torch.randn(3, 7))
+    assert torch.allclose(logvar, torch.full_like(mu, math.log(prior.variance)))
+    assert not any("logvar" in name for name, _ in head.named_parameters())
+
+
+def test_cgm_keeps_past_prototypes_fixed():
+    prior = CGM(4, n_classes=4)
+    prior.observe_classes([0, 1])
+    before = prior.current_prototypes()[:2].detach().clone()
+    prior.end_experience()
+    prior.observe_classes([2, 3])
+    with torch.no_grad():
+        prior.prototypes.add_(1.0)
+    assert torch.equal(prior.current_prototypes()[:2], before)
+    z = prior.sample(20_000, torch.zeros(20_000, dtype=torch.long))
+    assert torch.allclose(z.mean(0), before[0], atol=0.01)
+
+
+@pytest.mark.parametrize("name", list(priors.PRIORS))
+def test_state_survives_a_save_load_round_trip(name):
+    torch.manual_seed(0)
+    first = priors.build(name, latent_dim=5, n_classes=4)
+    first.observe_classes([0, 2])
+    first.end_experience(torch.randn(10, 5))
+    second = priors.build(name, latent_dim=5, n_classes=4)
+    second.load_state_dict(first.state_dict())
+    classes = torch.tensor([0, 2, 2])
+    torch.manual_seed(1)
+    a = first.sample(3, classes)
+    torch.manual_seed(1)
+    b = second.sample(3, classes)
+    assert torch.equal(a, b)
+    mu, logvar = posterior(batch=3, dim=5)
+    torch.manual_seed(2)
+    ra = first.regularizer(mu, logvar, mu, labels=classes)
+    torch.manual_seed(2)
+    assert torch.equal(ra, second.regularizer(mu, logvar, mu, labels=classes))
+
+
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(ValueError, match="unknown prior 'nope'"):
+        priors.build("nope", latent_dim=4)
+    with pytest.raises(ValueError, match="has no parameter 'radius'; allowed: r, sampling"):
+        priors.build("binarized_gaussian", latent_dim=4, radius=1.0)
+    with pytest.raises(ValueError, match="r must be >= 0"):
+        priors.build("binarized_gmm", latent_dim=4, n_classes=2, r=-0.1)
+    with pytest.raises(ValueError, match="needs n_classes"):
+        priors.build("gmm", latent_dim=4)
+    prior = priors.build("gmm", latent_dim=4, n_classes=3)
+    prior.observe_classes([0])
+    with pytest.raises(ValueError, match="class 2 has not been seen"):
+        prior.sample(2, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="outside the prior's 3 class slots"):
+        prior.observe_classes([5])
+    with pytest.raises(ValueError, match="do not match the prior's latent size 4"):
+        prior.regularizer(torch.zeros(2, 7), torch.zeros(2, 7), torch.zeros(2, 7), labels=torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="has seen no class yet"):
+        priors.build("cgm", latent_dim=4, n_classes=3).sample(2)
