@@ -9,6 +9,7 @@ import torch
 
 from scenarios.data import fetch_mnist
 from scenarios.streams import class_incremental_benchmark
+from tests.helpers import blobs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,21 +20,6 @@ def mnist_root() -> Path:
     root = Path(os.environ.get("REPLAY_TEST_DATA", REPO / "data"))
     fetch_mnist(root, try_torchvision=False)
     return root
-
-
-def blobs(n_classes: int, per_class: int, dim: int, seed: int, n_test: int = 50, spread: float = 4.0):
-    """Well-separated Gaussian clusters squashed into [0, 1] (so a Bernoulli VAE can model them).
-
-    Returns ((train_x, train_y), (test_x, test_y)) drawn around the same centres.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    centres = spread * torch.randn(n_classes, dim, generator=generator)
-
-    def draw(per):
-        y = torch.arange(n_classes).repeat_interleave(per)
-        return torch.sigmoid(centres[y] + torch.randn(len(y), dim, generator=generator)), y
-
-    return draw(per_class), draw(n_test)
 
 
 @pytest.fixture

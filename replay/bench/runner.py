@@ -132,7 +132,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
     if stream["scenario"] == "class":
         plugins.insert(0, SeenUnitsMask())
-    common = dict(train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
+    common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
                   device=device, evaluator=evaluator, plugins=plugins)
 
     if method["name"] == "bir":
@@ -237,8 +237,7 @@ def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
         seconds.append(time.perf_counter() - start)
         matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
         save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds)
-        if config["progress"]:
-            print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
+        print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
     result = make_result(config, matrix, seconds, strategy.device)
     write_json(out_dir / RESULT, result)
     return result

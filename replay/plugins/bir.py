@@ -49,6 +49,8 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         if not isinstance(strategy.model, BIRModel):
             raise TypeError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel, got {type(strategy.model).__name__}")
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        if self.frozen_model is not None:
+            self.frozen_model.to(strategy.device)
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
     @torch.no_grad()

@@ -48,6 +48,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self.generator = generator
         self.optimizer_factory = optimizer_factory or (lambda params: adam(params, lr=lr, betas=betas))
         self.generator_optimizer: Optional[torch.optim.Optimizer] = None
+        self._saved_optimizer_state: Optional[dict] = None
         self.replay_size, self.targets, self.temperature = replay_size, targets, temperature
         self.generator_schedule, self.generator_iterations = generator_schedule, generator_iterations
         self.frozen_generator: Optional[VAE] = None
@@ -64,6 +65,12 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self.generator.to(strategy.device)
         if self.generator_optimizer is None:
             self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
+            if self._saved_optimizer_state is not None:
+                self.generator_optimizer.load_state_dict(self._saved_optimizer_state)
+                self._saved_optimizer_state = None
+        for frozen in (self.frozen_generator, self.frozen_solver):
+            if frozen is not None:
+                frozen.to(strategy.device)
         self.generator.prior.observe_classes(strategy.experience.classes_in_this_experience)
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
@@ -183,9 +190,8 @@ class GenerativeReplayPlugin(SupervisedPlugin):
     def load_state_dict(self, state: dict, solver: nn.Module) -> None:
         """Restore; ``solver`` is a model of the solver's architecture (the strategy's model)."""
         self.generator.load_state_dict(state["generator"])
-        if state["generator_optimizer"] is not None:
-            self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
-            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.generator_optimizer = None  # rebuilt on the strategy's device, then given this state
+        self._saved_optimizer_state = state["generator_optimizer"]
         if state["frozen_generator"] is not None:
             self.frozen_generator = frozen_copy(self.generator)
             self.frozen_generator.load_state_dict(state["frozen_generator"])

@@ -1,0 +1,128 @@
+"""The replay-bench command: results, resume after a kill, plots, compare, errors, the CIFAR path end to end."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from replay.bench.cli import main
+from replay.bench.results import REQUIRED_KEYS, read_result
+from tests.helpers import synthetic_cifar
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--set", "model.hidden=[32, 32]", "--set", "model.latent_dim=8", "--set", "progress=false",
+         "--set", "eval_batch_size=5000"]
+
+
+def cli(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "replay.bench.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_run_writes_a_complete_result(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    code = main(["run", str(REPO / "configs/split_mnist/bir_binarized_gmm.yaml"), "--seed", "4", "--out", str(out),
+                 "--set", f"stream.root={mnist_root}", "--set", "iterations_per_experience=10", *SMALL])
+    assert code == 0
+    result = read_result(out / "result.json")
+    assert set(REQUIRED_KEYS) <= set(result)
+    assert result["method"] == "bir" and result["prior"] == "binarized_gmm" and result["prior_params"]["r"] == 0.002
+    assert result["stream"] == "split_mnist" and result["seed"] == 4
+    matrix = result["accuracy_matrix"]
+    assert len(matrix) == 5 and all(len(row) == 5 for row in matrix)
+    assert result["final_average_accuracy"] == pytest.approx(sum(matrix[-1]) / 5)
+    assert all(matrix[i][j] == 0.0 for i in range(5) for j in range(i + 1, 5))  # unseen classes never predicted
+    assert len(result["train_seconds_per_experience"]) == 5 and result["iterations_per_experience"] == 10
+    assert result["environment"]["threads"] >= 1 and result["config"]["model"]["hidden"] == [32, 32]
+    assert (out / "checkpoint.pt").exists() and (out / "log.txt").stat().st_size > 0
+
+
+def test_resume_after_kill_gives_the_same_matrix(mnist_root, tmp_path):
+    args = [str(REPO / "configs/split_mnist/gr_binarized_gaussian.yaml"), "--set", f"stream.root={mnist_root}",
+            "--set", "iterations_per_experience=60", *SMALL]
+    full = cli("run", *args, "--out", str(tmp_path / "full"))
+    assert full.wait(timeout=600) == 0, full.stdout.read()
+    killed = cli("run", *args, "--out", str(tmp_path / "killed"))
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=False)["finished_experiences"] >= 2:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "result.json").exists(), "the run finished before it could be killed"
+    resumed = cli("run", *args, "--out", str(tmp_path / "killed"), "--resume")
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert "after experience 0:" not in output and "after experience 4:" in output  # it really resumed
+    first = json.loads((tmp_path / "full" / "result.json").read_text())
+    second = json.loads((tmp_path / "killed" / "result.json").read_text())
+    assert second["accuracy_matrix"] == first["accuracy_matrix"]
+
+
+def fake_result(path: Path, method: str, seed: int, last: list[float]) -> Path:
+    n = len(last)
+    matrix = [[0.9 if j <= i else 0.0 for j in range(n)] for i in range(n - 1)] + [last]
+    result = {"schema": "replay-bench/result/v1", "config": {}, "method": method, "prior": "gmm",
+              "prior_params": {"soft": "mc"}, "stream": "split_mnist", "n_experiences": n, "seed": seed,
+              "accuracy_matrix": matrix, "final_average_accuracy": sum(last) / n,
+              "train_seconds_per_experience": [1.0] * n, "iterations_per_experience": 10,
+              "iterations_per_second": 50.0, "environment": {}}
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_plot_and_compare(tmp_path, capsys):
+    files = [fake_result(tmp_path / f"{m}{s}.json", m, s, [0.5 + 0.1 * s, 0.8, 0.9]) for m in ("gr", "bir") for s in (0, 1)]
+    for suffix in ("png", "svg"):
+        assert main(["plot", *map(str, files), "--out", str(tmp_path / f"fig.{suffix}")]) == 0
+        assert (tmp_path / f"fig.{suffix}").stat().st_size > 10_000
+    assert main(["plot", str(files[0]), "--out", str(tmp_path / "single.png")]) == 0
+    capsys.readouterr()
+    assert main(["compare", *map(str, files)]) == 0
+    table = capsys.readouterr().out
+    assert "| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | 0.550 | 0.800 | 0.900 | 50.0 |" in table
+    assert table.count("\n") == 4  # header, rule, two rows
+
+
+def test_cli_errors_are_one_line_and_come_before_work(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stream: {name: split_mnist}\nmethod: {name: bir, gating: maybe}\n")
+    assert main(["run", str(bad), "--out", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == "replay-bench: method.gating: expected bool, got str ('maybe')"
+    assert not (tmp_path / "x").exists()
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", "--set", "prior.name=nope"]) == 2
+    assert "unknown prior 'nope'" in capsys.readouterr().err
+    assert main(["run", str(REPO / "configs/split_cifar100/bir_gmm.yaml"), "--set", "model.conv_weights=/nowhere.pt",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "model.conv_weights: /nowhere.pt not found; create it with 'replay-bench pretrain-conv" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "none.json"), "--out", str(tmp_path / "f.png")]) == 2
+
+
+def test_cifar_path_end_to_end_on_synthetic_files(tmp_path, capsys):
+    synthetic_cifar(tmp_path, "cifar10", 10, 8)
+    synthetic_cifar(tmp_path, "cifar100", 100, 4)
+    weights = tmp_path / "conv.pt"
+    assert main(["pretrain-conv", "--root", str(tmp_path), "--out", str(weights), "--epochs", "1", "--quiet"]) == 0
+    assert weights.exists()
+    for config in ("bir_gmm", "gr_binarized_gaussian"):
+        out = tmp_path / config
+        assert main(["run", str(REPO / f"configs/split_cifar100/{config}.yaml"), "--out", str(out),
+                     "--set", f"stream.root={tmp_path}", "--set", f"model.conv_weights={weights}",
+                     "--set", "iterations_per_experience=2", "--set", "batch_size=8",
+                     "--set", "method.generator_hidden=[16]" if config.startswith("gr") else "method.gate_prop=0.7",
+                     *SMALL]) == 0, capsys.readouterr()
+        result = read_result(out / "result.json")
+        assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
