@@ -1,0 +1,68 @@
+"""VAE generators: likelihoods against torch's own losses, shapes, heads chosen by the prior, errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from replay.generators import Bernoulli, UnitGaussian, conv_vae, feature_vae, likelihood, mlp_vae
+from replay.priors import build
+
+
+def test_bernoulli_nll_is_binary_cross_entropy_with_named_reductions():
+    logits, x = torch.randn(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    per_unit = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1)
+    assert torch.allclose(Bernoulli.nll(logits, x, "mean"), per_unit.mean(1), atol=1e-5)
+    assert torch.allclose(Bernoulli.nll(logits, x, "sum"), per_unit.sum(1), atol=1e-3)
+    assert torch.allclose(Bernoulli.mean(logits), torch.sigmoid(logits))
+
+
+def test_gaussian_nll_is_the_unit_variance_log_density():
+    output, x = torch.randn(4, 10), torch.randn(4, 10)
+    expected = -torch.distributions.Normal(output, 1.0).log_prob(x).mean(1)
+    assert torch.allclose(UnitGaussian.nll(output, x, "mean"), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown reduction 'max'"):
+        UnitGaussian.nll(output, x, "max")
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
+        likelihood("poisson")
+
+
+@pytest.mark.parametrize("prior_name", ["gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm"])
+def test_mlp_vae_terms_generation_and_head(prior_name):
+    prior = build(prior_name, latent_dim=6, n_classes=3)
+    prior.observe_classes([0, 1])
+    vae = mlp_vae((1, 28, 28), prior, hidden=(32, 16))
+    x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1] * 4)
+    terms = vae.loss_terms(x, labels=y)
+    assert terms["recon"].shape == (8,) and terms["reg"].shape == (8,)
+    assert torch.isfinite(terms["recon"]).all() and torch.isfinite(terms["reg"]).all()
+    (terms["recon"] + terms["reg"]).mean().backward()
+    samples = vae.generate(5, torch.tensor([0, 1, 1, 0, 0]))
+    assert samples.shape == (5, 1, 28, 28) and 0 <= float(samples.min()) and float(samples.max()) <= 1
+    mean_only = prior_name == "cgm"
+    assert hasattr(vae.head, "logvar") and isinstance(vae.head.logvar, float) == mean_only
+
+
+def test_summed_reconstruction_is_the_mean_times_the_units():
+    vae = mlp_vae((1, 28, 28), build("gaussian", latent_dim=4), hidden=(16,))
+    x = torch.rand(3, 1, 28, 28)
+    torch.manual_seed(0)
+    mean = vae.loss_terms(x, reduction="mean")["recon"]
+    torch.manual_seed(0)
+    summed = vae.loss_terms(x, reduction="sum")["recon"]
+    assert torch.allclose(summed, mean * 784, rtol=1e-5)
+
+
+def test_conv_and_feature_vaes():
+    conv = conv_vae(build("gaussian", latent_dim=8), hidden=(64,))
+    x = torch.randn(4, 3, 32, 32)
+    assert conv.loss_terms(x)["recon"].shape == (4,) and conv.generate(2).shape == (2, 3, 32, 32)
+    features = feature_vae(build("gmm", latent_dim=8, n_classes=2), hidden=(64,))
+    assert features.likelihood is UnitGaussian and features.n_inputs == 1024
+    assert features.loss_terms(torch.randn(4, 1024), labels=torch.tensor([0, 1, 0, 1]))["recon"].shape == (4,)
+
+
+def test_input_shape_mismatch_is_refused():
+    vae = mlp_vae((1, 28, 28), build("gaussian", latent_dim=4), hidden=(16,))
+    with pytest.raises(ValueError, match=r"input of shape \(1, 32, 32\) does not match the VAE's \(1, 28, 28\)"):
+        vae.loss_terms(torch.rand(2, 1, 32, 32))
