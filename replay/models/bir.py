@@ -65,9 +65,11 @@ class BIRModel(nn.Module):
             return self.feature_extractor(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        self.last_input = self.to_replay_space(x)
-        self.last_hidden = self.encoder(self.last_input)
-        return self.classifier(self.last_hidden)
+        x = self.to_replay_space(x)
+        h = self.encoder(x)
+        if torch.is_grad_enabled():  # kept for the plugin's VAE terms; never during evaluation
+            self.last_input, self.last_hidden = x, h
+        return self.classifier(h)
 
     def classify_replay(self, x_replay: Tensor) -> tuple[Tensor, Tensor]:
         """(scores, hidden) for inputs already in replay space."""
