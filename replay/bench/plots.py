@@ -70,7 +70,7 @@ def plot_comparison(ax_bars, ax_curve, groups: dict) -> None:
                 xticklabels=[str(j + 1) for j in range(n_tasks)], title="final accuracy per task (mean ± std)")
     ax_bars.legend(fontsize="small")
     ax_curve.set(xlabel="experiences trained", ylabel="average accuracy on tasks so far", ylim=(0, 1.02),
-                 title="average accuracy (mean ± std over seeds)")
+                 title="average accuracy (mean ± std over seeds)", xticks=range(1, n_tasks + 1))
     ax_curve.legend(fontsize="small")
 
 
