@@ -27,7 +27,7 @@ def test_gaussian_nll_is_the_unit_variance_log_density():
         likelihood("poisson")
 
 
-@pytest.mark.parametrize("prior_name", ["gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm"])
+@pytest.mark.parametrize("prior_name", ["gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm", "bernoulli"])
 def test_mlp_vae_terms_generation_and_head(prior_name):
     prior = build(prior_name, latent_dim=6, n_classes=3)
     prior.observe_classes([0, 1])
@@ -39,8 +39,8 @@ def test_mlp_vae_terms_generation_and_head(prior_name):
     (terms["recon"] + terms["reg"]).mean().backward()
     samples = vae.generate(5, torch.tensor([0, 1, 1, 0, 0]))
     assert samples.shape == (5, 1, 28, 28) and 0 <= float(samples.min()) and float(samples.max()) <= 1
-    mean_only = prior_name == "cgm"
-    assert hasattr(vae.head, "logvar") and isinstance(vae.head.logvar, float) == mean_only
+    learned_variance = prior_name not in ("cgm", "bernoulli")  # mean-only heads for these two
+    assert isinstance(getattr(vae.head, "logvar", None), torch.nn.Linear) == learned_variance
 
 
 def test_summed_reconstruction_is_the_mean_times_the_units():

@@ -217,3 +217,72 @@ def test_bad_input_gives_clear_errors():
         prior.regularizer(torch.zeros(2, 7), torch.zeros(2, 7), torch.zeros(2, 7), labels=torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="has seen no class yet"):
         priors.build("cgm", latent_dim=4, n_classes=3).sample(2)
+
+
+def test_straight_through_gradient_is_identity():
+    from replay.priors.bernoulli import binarize_straight_through
+
+    x = torch.tensor([-0.7, -0.1, 0.0, 0.2, 0.9], requires_grad=True)
+    codes = binarize_straight_through(x)
+    assert torch.equal(codes.detach(), torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0]))
+    (codes * torch.arange(5.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(5.0))
+
+
+def test_hyperplane_rounding_reproduces_the_fitted_moments():
+    from replay.priors.bernoulli import Bernoulli, hyperplane_round, moment_matrix
+
+    torch.manual_seed(0)
+    n = 12
+    a = torch.randn(n + 1, n + 1)
+    v0 = a / a.norm(dim=1, keepdim=True)  # any unit rows: codes with representable moments
+    codes = hyperplane_round(v0, torch.randn(40_000, n + 1))
+    prior = Bernoulli(n, n_classes=2, check_samples=40_000)
+    prior.observe_classes([0])
+    prior.end_experience(codes, torch.zeros(len(codes), dtype=torch.long))
+    record = prior.fit_errors[-1]["global"]
+    assert record["max_moment_error"] < 0.03  # stated tolerance: sampling noise of 40k draws
+    samples = prior.sample(40_000)
+    assert (moment_matrix(samples) - moment_matrix(codes)).abs().max() < 0.03
+    conditional = prior.sample(40_000, torch.zeros(40_000, dtype=torch.long))
+    assert (moment_matrix(conditional) - moment_matrix(codes)).abs().max() < 0.03
+
+
+def test_non_psd_moments_are_repaired_in_float64_and_recorded():
+    from replay.priors.bernoulli import Bernoulli, hyperplane_factor, nearest_correlation
+
+    h = torch.tensor([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]], dtype=torch.float64)
+    assert torch.linalg.eigvalsh(h).min() < 0
+    fixed = nearest_correlation(h)
+    assert torch.linalg.eigvalsh(fixed).min() >= 0 and torch.allclose(fixed.diagonal(), torch.ones(3, dtype=torch.float64))
+    v, repaired = hyperplane_factor(torch.tensor([[1.0, 0.8, -0.8, 0.0], [0.8, 1.0, 0.8, 0.0], [-0.8, 0.8, 1.0, 0.0],
+                                                  [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64))
+    assert repaired and v.dtype == torch.float64 and torch.allclose(v.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    prior = Bernoulli(5, n_classes=2)
+    codes = torch.tensor([[1.0, 1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, 1.0, 1.0]]).repeat(10, 1)
+    prior.end_experience(codes, torch.tensor([0, 1, 1] * 10))
+    assert set(prior.fit_errors[-1]) == {"global", 0, 1} and all("max_moment_error" in r for r in prior.fit_errors[-1].values())
+
+
+def test_conditional_bernoulli_sampling_follows_each_class():
+    from replay.priors.bernoulli import Bernoulli
+
+    torch.manual_seed(0)
+    prior = Bernoulli(3, n_classes=2)
+    prior.observe_classes([0, 1])
+    codes = torch.tensor([[1.0, 1.0, -1.0]] * 90 + [[-1.0, 1.0, -1.0]] * 10 + [[-1.0, -1.0, 1.0]] * 100)
+    prior.end_experience(codes, torch.tensor([0] * 100 + [1] * 100))
+    first = prior.sample(20_000, torch.zeros(20_000, dtype=torch.long))
+    assert torch.allclose(first.mean(0), torch.tensor([0.8, 1.0, -1.0]), atol=0.03)
+    second = prior.sample(1000, torch.ones(1000, dtype=torch.long))
+    assert torch.equal(second, torch.tensor([[-1.0, -1.0, 1.0]]).expand(1000, 3))
+
+
+def test_slerp_between_codes():
+    from replay.priors.bernoulli import slerp
+
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    path = slerp(a, b, 5)
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
+    assert torch.allclose(path.norm(dim=1), torch.ones(5))
+    assert torch.allclose(torch.atan2(path[:, 1], path[:, 0]), torch.linspace(0, math.pi / 2, 5), atol=1e-6)

@@ -120,8 +120,14 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
     def after_training_exp(self, strategy, **kwargs):
         model: BIRModel = strategy.model
         latents = labels = None
-        if model.prior.wants_latents:
+        if model.prior.wants_latents:  # current data plus as many replayed samples, through the current encoder
             latents, labels = encode_latents(model, strategy.experience.dataset, strategy.device)
+            if self.frozen_model is not None:
+                replay = self.draw_replay(len(labels))
+                model.eval()
+                latents = torch.cat([latents, model.head(model.encoder(replay["x"]))[0]])
+                labels = torch.cat([labels, replay["classes"]])
+                model.train()
         model.prior.end_experience(latents, labels)
         self.frozen_model = frozen_copy(model)
         self.classes.finish(strategy.experience.classes_in_this_experience)

@@ -169,11 +169,18 @@ class GenerativeReplayPlugin(SupervisedPlugin):
 
     @torch.no_grad()
     def run_prior_hook(self, strategy) -> None:
+        """The prior's end-of-experience hook; priors that refit get the current generator's latent means of
+        the experience's data plus as many replayed samples (labelled by the frozen solver)."""
         prior = self.generator.prior
         latents = labels = None
         if prior.wants_latents:
             self.generator.eval()
             latents, labels = encode_dataset(self.generator, strategy.experience.dataset, strategy.device)
+            if self.frozen_generator is not None:
+                x, scores = self.replay_batch(len(labels))
+                latents = torch.cat([latents, self.generator.encode(x)[0]])
+                labels = torch.cat([labels, self.replay_labels(scores)])
+            self.generator.train()
         prior.end_experience(latents, labels)
 
     # -- checkpointing ---------------------------------------------------------------------------------------

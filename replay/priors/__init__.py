@@ -5,6 +5,7 @@ import inspect
 from typing import Any, Optional
 
 from replay.priors.base import LatentPrior
+from replay.priors.bernoulli import Bernoulli
 from replay.priors.cgm import CGM
 from replay.priors.gaussian import BinarizedGaussian, Gaussian
 from replay.priors.gmm import GMM, BinarizedGMM
@@ -15,6 +16,7 @@ PRIORS: dict[str, type[LatentPrior]] = {
     "gmm": GMM,
     "binarized_gmm": BinarizedGMM,
     "cgm": CGM,
+    "bernoulli": Bernoulli,
 }
 _STRUCTURAL = ("self", "latent_dim", "n_classes")
 
@@ -43,5 +45,5 @@ def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params:
     return prior_class(name)(latent_dim, n_classes, **params)
 
 
-__all__ = ["LatentPrior", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
+__all__ = ["LatentPrior", "Bernoulli", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
            "prior_parameters", "prior_class"]

@@ -49,8 +49,7 @@ class LatentPrior(nn.Module):
         """The encoder's last layer, mapping hidden features to (mu, logvar)."""
         return GaussianHead(in_features, self.latent_dim)
 
-    @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """z = mu + exp(logvar / 2) * eps (Kingma & Welling 2014, eq. 10)."""
         return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
 
