@@ -191,11 +191,11 @@ def test_state_survives_a_save_load_round_trip(name):
     torch.manual_seed(1)
     b = second.sample(3, classes)
     assert torch.equal(a, b)
-    mu, logvar = posterior(batch=3, dim=5)
+    mu, params = first.posterior_head(7)(torch.randn(3, 7))  # posterior parameters in the prior's own form
     torch.manual_seed(2)
-    ra = first.regularizer(mu, logvar, mu, labels=classes)
+    ra = first.regularizer(mu, params, mu, labels=classes)
     torch.manual_seed(2)
-    assert torch.equal(ra, second.regularizer(mu, logvar, mu, labels=classes))
+    assert torch.equal(ra, second.regularizer(mu, params, mu, labels=classes))
 
 
 def test_bad_input_gives_clear_errors():
@@ -286,3 +286,53 @@ def test_slerp_between_codes():
     assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
     assert torch.allclose(path.norm(dim=1), torch.ones(5))
     assert torch.allclose(torch.atan2(path[:, 1], path[:, 0]), torch.linspace(0, math.pi / 2, 5), atol=1e-6)
+
+
+def test_cg_bpef_discrete_kl_is_the_direct_sum_and_zero_at_the_prior():
+    from replay.priors import CGBPEF
+
+    torch.manual_seed(0)
+    prior = CGBPEF(3, n_classes=2, resolution=11, order=4)
+    with torch.no_grad():
+        prior.coefficients.normal_()
+    prior.observe_classes([0, 1])
+    logits = torch.randn(5, 3, 11)
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    kl = prior.regularizer(torch.zeros(5, 3), logits, torch.zeros(5, 3), labels=labels)
+    q = torch.softmax(logits, -1)
+    p = torch.softmax(prior.coefficients @ prior.basis.T, -1)
+    direct = torch.zeros(5)
+    for b in range(5):
+        for j in range(3):
+            for r in range(11):
+                direct[b] += q[b, j, r] * math.log(q[b, j, r] / p[labels[b], j, r])
+    assert torch.allclose(kl, direct)
+    own_logits = (prior.coefficients @ prior.basis.T)[labels].detach()
+    assert torch.allclose(prior.regularizer(torch.zeros(5, 3), own_logits, torch.zeros(5, 3), labels=labels),
+                          torch.zeros(5), atol=1e-12)
+    mixed = prior.regularizer(torch.zeros(5, 3), logits, torch.zeros(5, 3), probs=torch.tensor([[0.3, 0.7]] * 5))
+    assert torch.allclose(mixed, 0.3 * prior.class_kl(logits)[:, 0] + 0.7 * prior.class_kl(logits)[:, 1])
+
+
+def test_cg_bpef_grid_head_sampling_and_annealing():
+    from replay.priors import CGBPEF
+
+    torch.manual_seed(0)
+    prior = CGBPEF(2, n_classes=2, resolution=21, order=3, t_max=1.0, t_min=0.5, anneal_steps=10)
+    assert torch.allclose(prior.points, torch.tensor([(2 * r - 22) / 20 for r in range(1, 22)]))
+    head = prior.posterior_head(4)
+    mu, logits = head(torch.randn(6, 4))
+    assert logits.shape == (6, 2, 21) and torch.allclose(mu, torch.softmax(logits, -1) @ prior.points)
+    assert prior.temperature == 1.0
+    for _ in range(10):
+        z = prior.reparameterize(mu, logits)
+    assert prior.temperature == pytest.approx(0.5) and z.abs().max() <= 1.0
+    with torch.no_grad():
+        prior.coefficients[1] = torch.tensor([2.0, 0.0, 0.0])  # logits 2 zeta: mass towards +1
+    prior.observe_classes([1])
+    samples = prior.sample(50_000, torch.ones(50_000, dtype=torch.long))
+    probs = torch.softmax(2.0 * prior.points, 0)
+    assert set(samples.unique().tolist()) <= set(prior.points.tolist())
+    assert torch.allclose(samples.mean(0), (probs * prior.points).sum().expand(2), atol=0.01)
+    with pytest.raises(ValueError, match="order < resolution - 1"):
+        CGBPEF(2, n_classes=2, resolution=5, order=4)

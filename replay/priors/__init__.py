@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from replay.priors.base import LatentPrior
 from replay.priors.bernoulli import Bernoulli
+from replay.priors.cg_bpef import CGBPEF
 from replay.priors.cgm import CGM
 from replay.priors.gaussian import BinarizedGaussian, Gaussian
 from replay.priors.gmm import GMM, BinarizedGMM
@@ -17,6 +18,7 @@ PRIORS: dict[str, type[LatentPrior]] = {
     "binarized_gmm": BinarizedGMM,
     "cgm": CGM,
     "bernoulli": Bernoulli,
+    "cg_bpef": CGBPEF,
 }
 _STRUCTURAL = ("self", "latent_dim", "n_classes")
 
@@ -45,5 +47,5 @@ def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params:
     return prior_class(name)(latent_dim, n_classes, **params)
 
 
-__all__ = ["LatentPrior", "Bernoulli", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
+__all__ = ["LatentPrior", "Bernoulli", "CGBPEF", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
            "prior_parameters", "prior_class"]

@@ -1,0 +1,120 @@
+"""Coarse-grained bounded polynomial exponential family prior (CG-BPEF, seed 004)."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from replay.priors.base import LatentPrior, check_shapes
+
+
+def grid(resolution: int) -> Tensor:
+    """zeta_r = (2r - (R + 1)) / (R - 1), r = 1..R: R evenly spaced points on [-1, 1] (seed 004, section 3.2)."""
+    return torch.linspace(-1.0, 1.0, resolution)
+
+
+def monomial_basis(points: Tensor, order: int) -> Tensor:
+    """[R, M] matrix of zeta_r^m, m = 1..M: the seed's polynomial basis (the constant is absorbed by the softmax)."""
+    return points.unsqueeze(1) ** torch.arange(1, order + 1, dtype=points.dtype)
+
+
+class PolynomialLogitHead(nn.Module):
+    """Encoder head giving, per latent dimension, M polynomial coefficients b_jm; returns
+    (mu = E_q[z], logits beta_jr = sum_m b_jm zeta_r^m of shape [batch, dim, R])."""
+
+    def __init__(self, in_features: int, latent_dim: int, basis: Tensor, points: Tensor):
+        super().__init__()
+        self.latent_dim, self.order = latent_dim, basis.shape[1]
+        self.coefficients = nn.Linear(in_features, latent_dim * self.order)
+        self.register_buffer("basis", basis)
+        self.register_buffer("points", points)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        b = self.coefficients(h).view(-1, self.latent_dim, self.order)
+        logits = b @ self.basis.T
+        return F.softmax(logits, -1) @ self.points, logits
+
+
+class CGBPEF(LatentPrior):
+    """CG-BPEF prior (seed 004, eq. 2-4): each latent dimension lives on R grid points of [-1, 1].
+
+    * Posterior per dimension: categorical with polynomial logits (monomial basis zeta^1..zeta^M, the seed's);
+      the head returns (E_q[z], logits) and z is drawn with the Gumbel-softmax (Concrete) relaxation,
+      z_j = sum_r y_jr zeta_r, at a temperature annealed exponentially from ``t_max`` to ``t_min`` over the
+      first ``anneal_steps`` training draws, then kept at ``t_min``.
+    * Prior: per class slot, learned polynomial coefficients A_c (d x M) giving a categorical on the grid.
+    * Regulariser: the exact discrete KL sum_j sum_r q_jr (log q_jr - log p_jr) to the class's prior (eq. 4).
+      With soft class probabilities, or none (uniform over the seen classes): sum_c w_c KL_c, the upper bound
+      of the KL to the mixture.
+    * Sampling: a grid point per dimension from the class's categorical (hard, as T -> 0).
+    """
+
+    conditional = True
+
+    def __init__(self, latent_dim: int, n_classes: Optional[int] = None, resolution: int = 51, order: int = 10,
+                 t_max: float = 1.0, t_min: float = 0.5, anneal_steps: int = 5000):
+        if not n_classes:
+            raise ValueError("CGBPEF needs n_classes (one prior table per class)")
+        if not 1 <= order < resolution - 1:
+            raise ValueError(f"cg_bpef needs 1 <= order < resolution - 1 (seed 004), got order={order}, resolution={resolution}")
+        if not 0 < t_min <= t_max:
+            raise ValueError(f"cg_bpef temperatures need 0 < t_min <= t_max, got {t_min}, {t_max}")
+        super().__init__(latent_dim, n_classes)
+        self.t_max, self.t_min, self.anneal_steps = float(t_max), float(t_min), int(anneal_steps)
+        self.register_buffer("points", grid(resolution))
+        self.register_buffer("basis", monomial_basis(self.points, order))
+        self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        self.coefficients = nn.Parameter(torch.zeros(n_classes, latent_dim, order))
+
+    def posterior_head(self, in_features: int) -> nn.Module:
+        return PolynomialLogitHead(in_features, self.latent_dim, self.basis, self.points)
+
+    @property
+    def temperature(self) -> float:
+        progress = min(float(self.draws) / max(self.anneal_steps, 1), 1.0)
+        return self.t_max * (self.t_min / self.t_max) ** progress
+
+    def reparameterize(self, mu: Tensor, logits: Tensor) -> Tensor:
+        """Gumbel-softmax draw y_j ~ Concrete(logits_j, T), z_j = y_j . zeta (eq. 5-6)."""
+        y = F.gumbel_softmax(logits, tau=self.temperature, hard=False, dim=-1)
+        if torch.is_grad_enabled():
+            self.draws += 1
+        return y @ self.points
+
+    def prior_log_probs(self) -> Tensor:
+        """[classes, dim, R] log-probabilities of the prior tables."""
+        return F.log_softmax(self.coefficients @ self.basis.T, dim=-1)
+
+    def class_kl(self, logits: Tensor) -> Tensor:
+        """[batch, classes] exact discrete KL of each posterior to each class's prior, summed over dimensions."""
+        log_q = F.log_softmax(logits, -1)
+        kl = (log_q.exp().unsqueeze(1) * (log_q.unsqueeze(1) - self.prior_log_probs().unsqueeze(0))).sum(-1)
+        return kl.sum(-1)
+
+    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+        check_shapes(mu, self.latent_dim)
+        logits = logvar
+        if labels is not None:
+            log_q = F.log_softmax(logits, -1)
+            return (log_q.exp() * (log_q - self.prior_log_probs()[labels])).sum((-1, -2))
+        if probs is None:
+            weights = (self.seen.float() / self.seen.sum().clamp_min(1)).expand(len(mu), -1)
+        else:
+            weights = F.pad(probs, (0, self.n_classes - probs.shape[1]))
+        return (weights * self.class_kl(logits)).sum(1)
+
+    def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
+        if classes is None:
+            classes = self.uniform_seen_classes(n)
+        else:
+            self.check_classes(classes)
+        probs = self.prior_log_probs()[classes].exp()
+        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).view(n, self.latent_dim)
+        return self.points[index]
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, resolution={len(self.points)}, order={self.basis.shape[1]}, "
+                f"t_max={self.t_max}, t_min={self.t_min}, anneal_steps={self.anneal_steps}")
