@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from replay.generators import Bernoulli, UnitGaussian, conv_vae, feature_vae, likelihood, mlp_vae
-from replay.priors import build
+from replay.priors import PRIORS, build
 
 
 def test_bernoulli_nll_is_binary_cross_entropy_with_named_reductions():
@@ -27,7 +27,7 @@ def test_gaussian_nll_is_the_unit_variance_log_density():
         likelihood("poisson")
 
 
-@pytest.mark.parametrize("prior_name", ["gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm", "bernoulli"])
+@pytest.mark.parametrize("prior_name", list(PRIORS))
 def test_mlp_vae_terms_generation_and_head(prior_name):
     prior = build(prior_name, latent_dim=6, n_classes=3)
     prior.observe_classes([0, 1])
@@ -39,7 +39,7 @@ def test_mlp_vae_terms_generation_and_head(prior_name):
     (terms["recon"] + terms["reg"]).mean().backward()
     samples = vae.generate(5, torch.tensor([0, 1, 1, 0, 0]))
     assert samples.shape == (5, 1, 28, 28) and 0 <= float(samples.min()) and float(samples.max()) <= 1
-    learned_variance = prior_name not in ("cgm", "bernoulli")  # mean-only heads for these two
+    learned_variance = prior_name not in ("cgm", "bernoulli", "cg_bpef")  # heads without a learned variance
     assert isinstance(getattr(vae.head, "logvar", None), torch.nn.Linear) == learned_variance
 
 

@@ -336,3 +336,60 @@ def test_cg_bpef_grid_head_sampling_and_annealing():
     assert torch.allclose(samples.mean(0), (probs * prior.points).sum().expand(2), atol=0.01)
     with pytest.raises(ValueError, match="order < resolution - 1"):
         CGBPEF(2, n_classes=2, resolution=5, order=4)
+
+
+def test_clustered_mapping_is_the_identity_on_sector_boundaries_and_continuous():
+    from replay.priors import InteLClustered
+
+    prior = InteLClustered(3, n_classes=4)  # boundaries at 0, 90, 180, 270 degrees
+    boundary = torch.tensor([[2.0, 0.0, 0.3], [0.0, 1.5, -1.0], [-0.7, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert torch.allclose(prior.mapping(boundary), boundary, atol=1e-2)  # within eps^c2-level of identity
+    for angle in (0.0, math.pi / 2, math.pi):  # approach a boundary from both sides
+        sides = [prior.mapping(torch.tensor([[math.cos(angle + s), math.sin(angle + s), 0.0]])) for s in (-1e-6, 1e-6)]
+        assert torch.allclose(sides[0], sides[1], atol=5e-3)
+    inside = torch.tensor([[1.0, 1.0, 0.0]])  # sector 0's centre direction: pushed outwards along it
+    moved = prior.mapping(inside)[0, :2]
+    assert moved.norm() > inside[0, :2].norm() + 1 and torch.allclose(moved / moved.norm(), inside[0, :2] / inside[0, :2].norm())
+
+
+def test_clustered_gradients_are_finite_at_boundaries_and_origin():
+    from replay.priors import InteLClustered
+
+    prior = InteLClustered(2, n_classes=3)
+    y = torch.tensor([[0.0, 0.0], [1.0, 0.0], [-0.5, 0.8660254]], requires_grad=True)
+    prior.mapping(y).sum().backward()
+    assert torch.isfinite(y.grad).all()
+    mu = y.detach().clone().requires_grad_(True)
+    prior.regularizer(mu, torch.zeros(3, 2), mu, labels=torch.tensor([0, 1, 2])).sum().backward()
+    assert torch.isfinite(mu.grad).all()
+
+
+def test_sector_conditional_sampling_lands_in_the_requested_sector():
+    from replay.priors import InteLClustered
+
+    torch.manual_seed(0)
+    prior = InteLClustered(4, n_classes=5)
+    prior.observe_classes(range(5))
+    classes = torch.arange(5).repeat(400)
+    z = prior.sample(len(classes), classes)
+    index, _, _ = prior.sector_geometry(z[:, :2])
+    assert torch.equal(index, classes)
+    with pytest.raises(ValueError, match="has not been seen"):
+        InteLClustered(4, n_classes=5).sample(2, torch.tensor([0, 1]))
+
+
+def test_sparse_loss_rewards_sparser_codes_and_hoyer_measures_it():
+    from replay.priors import InteLSparse
+    from replay.priors.intel import hoyer
+
+    prior = InteLSparse(6, gamma=1.0)
+    sparse = torch.eye(6).repeat(4, 1) * 0.98 + 0.001  # each sample selects one (different) dimension
+    dense = torch.full((24, 6), 0.5)
+    assert prior.sparsity_loss(sparse).mean() < prior.sparsity_loss(dense).mean()
+    same_dim = torch.zeros(24, 6).index_fill_(1, torch.tensor([0]), 0.98) + 0.001  # sparse but all the same dim
+    assert prior.sparsity_loss(sparse).mean() < prior.sparsity_loss(same_dim).mean()
+    codes = torch.randn(200, 8)
+    one_hot = torch.zeros(200, 8).scatter_(1, torch.randint(8, (200, 1)), torch.randn(200, 1))
+    assert float(hoyer(one_hot).mean()) > 0.99 and float(hoyer(codes).mean()) < 0.4
+    z = prior.reparameterize(torch.randn(5, 6), torch.zeros(5, 6))
+    assert z.shape == (5, 6) and prior.sample(7).shape == (7, 6)

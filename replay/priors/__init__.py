@@ -10,6 +10,7 @@ from replay.priors.cg_bpef import CGBPEF
 from replay.priors.cgm import CGM
 from replay.priors.gaussian import BinarizedGaussian, Gaussian
 from replay.priors.gmm import GMM, BinarizedGMM
+from replay.priors.intel import InteLClustered, InteLSparse
 
 PRIORS: dict[str, type[LatentPrior]] = {
     "gaussian": Gaussian,
@@ -19,6 +20,8 @@ PRIORS: dict[str, type[LatentPrior]] = {
     "cgm": CGM,
     "bernoulli": Bernoulli,
     "cg_bpef": CGBPEF,
+    "intel_clustered": InteLClustered,
+    "intel_sparse": InteLSparse,
 }
 _STRUCTURAL = ("self", "latent_dim", "n_classes")
 
@@ -47,5 +50,5 @@ def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params:
     return prior_class(name)(latent_dim, n_classes, **params)
 
 
-__all__ = ["LatentPrior", "Bernoulli", "CGBPEF", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
+__all__ = ["LatentPrior", "Bernoulli", "CGBPEF", "InteLClustered", "InteLSparse", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
            "prior_parameters", "prior_class"]
