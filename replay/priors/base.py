@@ -53,6 +53,10 @@ class LatentPrior(nn.Module):
         """z = mu + exp(logvar / 2) * eps (Kingma & Welling 2014, eq. 10)."""
         return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
 
+    def embed(self, mu: Tensor) -> Tensor:
+        """The deterministic latent code of a posterior mean (what the decoder reads for it); identity here."""
+        return mu
+
     # -- regulariser and sampling --------------------------------------------------------------------------
     def regularizer(
         self, mu: Tensor, logvar: Tensor, z: Tensor,

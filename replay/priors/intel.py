@@ -68,6 +68,9 @@ class InteLClustered(LatentPrior):
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         return self.mapping(super().reparameterize(mu, logvar))
 
+    def embed(self, mu: Tensor) -> Tensor:
+        return self.mapping(mu)
+
     def sector_logits(self, mu: Tensor) -> Tensor:
         angle = torch.atan2(mu[:, 1], mu[:, 0])
         return self.kappa * torch.cos(angle.unsqueeze(1) - self.centres.unsqueeze(0))
@@ -133,6 +136,9 @@ class InteLSparse(LatentPrior):
 
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         return self.mapping(super().reparameterize(mu, logvar))
+
+    def embed(self, mu: Tensor) -> Tensor:
+        return self.mapping(mu)
 
     def sparsity_loss(self, selections: Tensor) -> Tensor:
         """Per-sample terms of eq. 7 for a batch of selections DS(y_i); their mean is L_sp."""
