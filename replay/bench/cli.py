@@ -1,4 +1,4 @@
-"""``replay-bench``: run benchmarks, fetch data, plot and compare results, pre-train the CIFAR conv layers."""
+"""replay-bench: run benchmarks, fetch data, plot and compare results, pre-train the CIFAR conv layers."""
 from __future__ import annotations
 
 import argparse
