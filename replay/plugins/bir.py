@@ -39,11 +39,16 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         self.alongside = ReplayAlongside()
         self._replay: Optional[dict[str, Tensor]] = None
         self.experiences_done = 0
-        self.last_losses: dict[str, float] = {}
+        self._losses: dict[str, Tensor] = {}
 
     @property
     def t(self) -> int:
         return self.experiences_done + 1
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        """The named loss terms of the last iteration (kept as tensors; read only when asked for, no sync)."""
+        return {name: float(value) for name, value in self._losses.items()}
 
     def before_training_exp(self, strategy, **kwargs):
         if not isinstance(strategy.model, BIRModel):
@@ -102,7 +107,7 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
             "reg": prior.regularizer(vae["mu"][:n], vae["logvar"][:n], vae["z"][:n], labels=y).mean() / model.n_pixels,
         }
         loss = sum(current.values())
-        self.last_losses = {f"{k}_current": float(v.detach()) for k, v in current.items()}
+        self._losses = {f"{k}_current": v.detach() for k, v in current.items()}
         if targets is not None:
             replay = {
                 "classification": targets["classification"],
@@ -110,7 +115,7 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
                 "reg": prior.regularizer(vae["mu"][n:], vae["logvar"][n:], vae["z"][n:], **targets["prior"]).mean()
                 / model.n_pixels,
             }
-            self.last_losses.update({f"{k}_replay": float(v.detach()) for k, v in replay.items()})
+            self._losses.update({f"{k}_replay": v.detach() for k, v in replay.items()})
             w_current, w_replay = replay_weights(self.t)
             loss = w_current * loss + w_replay * sum(replay.values())
         self._replay = None

@@ -58,7 +58,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self._replay: Optional[tuple[Tensor, Tensor]] = None
         self._replay_scores: Optional[Tensor] = None
         self.experiences_done = 0
-        self.last_losses: dict[str, float] = {}
+        self._losses: dict[str, Tensor] = {}
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def before_training_exp(self, strategy, **kwargs):
@@ -77,6 +77,11 @@ class GenerativeReplayPlugin(SupervisedPlugin):
     @property
     def t(self) -> int:
         return self.experiences_done + 1
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        """The named loss terms of the last iteration (kept as tensors; read only when asked for, no sync)."""
+        return {name: float(value) for name, value in self._losses.items()}
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -121,7 +126,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self.generator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.generator_optimizer.step()
-        self.last_losses["generator"] = float(loss.detach())
+        self._losses["generator"] = loss.detach()
 
     def before_forward(self, strategy, **kwargs):
         self._replay = None
@@ -136,7 +141,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         if self._replay is not None:
             w_current, w_replay = replay_weights(self.t)
             loss_replay = self.replay_loss(self._replay_scores, self._replay[1])
-            self.last_losses.update(current=float(strategy.loss.detach()), replay=float(loss_replay.detach()))
+            self._losses.update(current=strategy.loss.detach(), replay=loss_replay.detach())
             strategy.loss = w_current * strategy.loss + w_replay * loss_replay
         self._replay_scores = None
 
