@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from scenarios.data import fetch_mnist
 from scenarios.streams import class_incremental_benchmark

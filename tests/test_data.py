@@ -7,7 +7,7 @@ import torch
 
 from scenarios.data import (
     MNIST_TRAIN_CLASS_COUNTS, DataNotFoundError, load_cifar, load_mnist, mnist_from_wheel, read_idx, verify_mnist,
-    write_cifar, write_idx,
+    write_idx,
 )
 from scenarios.streams import permuted_mnist, split_cifar100, split_mnist
 from tests.helpers import synthetic_cifar

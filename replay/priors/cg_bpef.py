@@ -1,7 +1,6 @@
 """Coarse-grained bounded polynomial exponential family prior (CG-BPEF, seed 004)."""
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
