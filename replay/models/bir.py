@@ -90,6 +90,10 @@ class BIRModel(nn.Module):
     def decode(self, z: Tensor, gate: Optional[Tensor]) -> Tensor:
         return self.decoder(z, gate).view(-1, *self.replay_shape)
 
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior parameters (mu, logvar) of images or replay-space inputs."""
+        return self.head(self.encoder(self.to_replay_space(x)))
+
     def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> dict[str, Tensor]:
         """Posterior (mu, logvar), sampled z and per-sample reconstruction loss (averaged per unit) from ``h``."""
         mu, logvar = self.head(h)

@@ -10,7 +10,9 @@ from torch.nn import functional as F
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay.models.bir import BIRModel
-from replay.plugins.common import ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, replay_weights
+from replay.plugins.common import (
+    ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, posterior_means, replay_weights,
+)
 
 
 class BrainInspiredReplayPlugin(SupervisedPlugin):
@@ -126,11 +128,11 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         model: BIRModel = strategy.model
         latents = labels = None
         if model.prior.wants_latents:  # current data plus as many replayed samples, through the current encoder
-            latents, labels = encode_latents(model, strategy.experience.dataset, strategy.device)
+            latents, labels = posterior_means(model, strategy.experience.dataset, strategy.device)
             if self.frozen_model is not None:
                 replay = self.draw_replay(len(labels))
                 model.eval()
-                latents = torch.cat([latents, model.head(model.encoder(replay["x"]))[0]])
+                latents = torch.cat([latents, model.encode(replay["x"])[0]])
                 labels = torch.cat([labels, replay["classes"]])
                 model.train()
         model.prior.end_experience(latents, labels)
@@ -149,15 +151,3 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
         self.classes.finished = list(state["previous_classes"])
         self.experiences_done = int(state["experiences_done"])
 
-
-@torch.no_grad()
-def encode_latents(model: BIRModel, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
-    """Posterior means and labels of a whole dataset under the BI-R model's encoder."""
-    model.eval()
-    means, labels = [], []
-    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
-        h = model.encoder(model.to_replay_space(x.to(device)))
-        means.append(model.head(h)[0])
-        labels.append(y.to(device))
-    model.train()
-    return torch.cat(means), torch.cat(labels)

@@ -34,6 +34,19 @@ def distillation_loss(scores: Tensor, target_probs: Tensor, temperature: float =
     return -(target_probs * log_probs).sum(1).mean() * temperature**2
 
 
+@torch.no_grad()
+def posterior_means(model: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """Posterior means (``model.encode(x)[0]``, in eval mode) and labels of a whole dataset, for priors that refit."""
+    was_training = model.training
+    model.eval()
+    means, labels = [], []
+    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
+        means.append(model.encode(x.to(device))[0])
+        labels.append(y.to(device))
+    model.train(was_training)
+    return torch.cat(means), torch.cat(labels)
+
+
 class ReplayClasses:
     """Class bookkeeping of a replay plugin: ``previous`` (classes of finished experiences) and ``active``
     (previous plus the current experience's), as sorted tensors on the strategy's device.

@@ -10,7 +10,9 @@ from torch.nn import functional as F
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay.generators.vae import VAE
-from replay.plugins.common import ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, replay_weights
+from replay.plugins.common import (
+    ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
+)
 
 TARGETS = ("hard", "soft")
 GENERATOR_SCHEDULES = ("alongside", "after")
@@ -179,13 +181,13 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         prior = self.generator.prior
         latents = labels = None
         if prior.wants_latents:
-            self.generator.eval()
-            latents, labels = encode_dataset(self.generator, strategy.experience.dataset, strategy.device)
+            latents, labels = posterior_means(self.generator, strategy.experience.dataset, strategy.device)
             if self.frozen_generator is not None:
                 x, scores = self.replay_batch(len(labels))
+                self.generator.eval()
                 latents = torch.cat([latents, self.generator.encode(x)[0]])
                 labels = torch.cat([labels, self.replay_labels(scores)])
-            self.generator.train()
+                self.generator.train()
         prior.end_experience(latents, labels)
 
     # -- checkpointing ---------------------------------------------------------------------------------------
@@ -212,12 +214,3 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self.classes.finished = list(state["previous_classes"])
         self.experiences_done = int(state["experiences_done"])
 
-
-@torch.no_grad()
-def encode_dataset(vae: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
-    """Posterior means and labels of a whole dataset (for priors that refit on latents)."""
-    means, labels = [], []
-    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
-        means.append(vae.encode(x.to(device))[0])
-        labels.append(y.to(device))
-    return torch.cat(means), torch.cat(labels)
