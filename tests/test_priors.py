@@ -310,8 +310,22 @@ def test_cg_bpef_discrete_kl_is_the_direct_sum_and_zero_at_the_prior():
     own_logits = (prior.coefficients @ prior.basis.T)[labels].detach()
     assert torch.allclose(prior.regularizer(torch.zeros(5, 3), own_logits, torch.zeros(5, 3), labels=labels),
                           torch.zeros(5), atol=1e-12)
+    posterior = torch.distributions.Categorical(logits=logits.unsqueeze(1))
+    per_class = torch.distributions.Categorical(probs=p.unsqueeze(0))
+    class_kl = torch.distributions.kl_divergence(posterior, per_class).sum(-1)  # [5, 2], independent of ours
+    assert torch.allclose(prior.class_kl(logits), class_kl, atol=1e-6)
     mixed = prior.regularizer(torch.zeros(5, 3), logits, torch.zeros(5, 3), probs=torch.tensor([[0.3, 0.7]] * 5))
-    assert torch.allclose(mixed, 0.3 * prior.class_kl(logits)[:, 0] + 0.7 * prior.class_kl(logits)[:, 1])
+    assert torch.allclose(mixed, 0.3 * class_kl[:, 0] + 0.7 * class_kl[:, 1], atol=1e-6)
+
+
+def test_gumbel_noise_has_the_gumbel_moments():
+    from replay.priors.cg_bpef import gumbel_noise
+
+    torch.manual_seed(0)
+    g = gumbel_noise(torch.empty(400_000, dtype=torch.float64))
+    assert torch.isfinite(g).all()
+    assert g.mean().item() == pytest.approx(0.5772157, abs=0.01)  # Euler-Mascheroni constant
+    assert g.var().item() == pytest.approx(math.pi ** 2 / 6, abs=0.02)
 
 
 def test_cg_bpef_grid_head_sampling_and_annealing():
