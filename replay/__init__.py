@@ -1,7 +1,8 @@
 """replay: generative replay (GR, BI-R) with swappable latent priors, as Avalanche plugins."""
 from replay.plugins import (
-    BrainInspiredReplayPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget, SeenUnitsMask,
+    BrainInspiredReplayPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask,
 )
 
 __version__ = "0.1.0"
-__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches"]
+__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches",
+           "MixedPrecision"]

@@ -14,12 +14,14 @@ case "${1:-all}" in
     grid configs/split_mnist/gr_gaussian.yaml
     grid configs/split_mnist/gr_binarized_gaussian.yaml                                   # r = 0.01 (seed 000)
     grid configs/split_mnist/gr_binarized_gaussian.yaml --set prior.r=0.1 --tag r0.1
-    grid configs/split_mnist/bir_binarized_gmm.yaml --set prior.r=0.01 --tag r0.01 ;;&
+    grid configs/split_mnist/bir_binarized_gmm.yaml --set prior.r=0.01 --tag r0.01
+    for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/gr_$prior.yaml; done ;;&
   bir|all)
     grid configs/split_mnist/bir_gmm.yaml
     grid configs/split_mnist/bir_binarized_gmm.yaml                                       # r = 0.002 (seed 000)
     grid configs/split_mnist/bir_gaussian.yaml
     grid configs/split_mnist/bir_cgm.yaml
-    grid configs/split_mnist/bir_binarized_gaussian.yaml ;;                               # r = 0.01 (seed 000)
+    grid configs/split_mnist/bir_binarized_gaussian.yaml                                  # r = 0.01 (seed 000)
+    for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
 esac
 replay-bench compare runs/split_mnist/*/seed*/result.json

@@ -34,7 +34,7 @@ def main() -> int:
         if (out / "result.json").exists():
             print(f"{out}: done, skipped", flush=True)
             continue
-        cmd = ["replay-bench", "run", args.config, "--seed", str(seed), "--out", str(out), "--resume",
+        cmd = [sys.executable, "-m", "replay.bench.cli", "run", args.config, "--seed", str(seed), "--out", str(out), "--resume",
                "--set", "progress=false"]
         for override in args.set:
             cmd += ["--set", override]

@@ -30,7 +30,7 @@ def cli(*args: str) -> subprocess.Popen:
 def test_run_writes_a_complete_result(mnist_root, tmp_path):
     out = tmp_path / "run"
     code = main(["run", str(REPO / "configs/split_mnist/bir_binarized_gmm.yaml"), "--seed", "4", "--out", str(out),
-                 "--set", f"stream.root={mnist_root}", "--set", "iterations_per_experience=10", *SMALL])
+                 "--set", f"stream.root={mnist_root}", "--set", "iterations_per_experience=10", "--precision", "bf16", *SMALL])
     assert code == 0
     result = read_result(out / "result.json")
     assert set(REQUIRED_KEYS) <= set(result)
@@ -42,6 +42,7 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     assert all(matrix[i][j] == 0.0 for i in range(5) for j in range(i + 1, 5))  # unseen classes never predicted
     assert len(result["train_seconds_per_experience"]) == 5 and result["iterations_per_experience"] == 10
     assert result["environment"]["threads"] >= 1 and result["config"]["model"]["hidden"] == [32, 32]
+    assert result["config"]["precision"] == "bf16"
     assert (out / "checkpoint.pt").exists() and (out / "log.txt").stat().st_size > 0
 
 

@@ -36,6 +36,7 @@ def test_overrides_by_dotted_path():
     ({}, ["method.distill=3"], "method.distill: expected bool, got int"),
     ({}, ["method.gate_prop=high"], "method.gate_prop: expected float, got str"),
     ({}, ["device=tpu"], "device: 'tpu' is not allowed; allowed: cpu, cuda"),
+    ({}, ["precision=fp16"], "precision: 'fp16' is not allowed; allowed: fp32, bf16"),
     ({"method": {"name": "gr"}}, ["method.targets=medium"], "method.targets: 'medium' is not allowed; allowed: hard, soft"),
     ({"method": {"name": "gr"}, "prior": {"name": "gaussian"}}, ["prior.r=0.1"], "unknown key 'prior.r' (prior); allowed: name"),
     ({"method": {"name": "naive"}}, ["method.distill=true"], "unknown key 'method.distill' (method); allowed: name"),

@@ -20,6 +20,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.device is not None:
         overrides.append(f"device={args.device}")
+    if args.precision is not None:
+        overrides.append(f"precision={args.precision}")
     config = resolve(user, overrides)
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
     result = run(config, out, resume=args.resume)
@@ -84,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key by its dotted path")
     run.add_argument("--seed", type=int)
     run.add_argument("--device", choices=("cpu", "cuda"))
+    run.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: training iterations under bfloat16 autocast")
     run.add_argument("--out", help="output folder (default runs/<stream>/<method>_<prior>/seed<N>)")
     run.add_argument("--resume", action="store_true", help="continue from the last finished experience")
     run.set_defaults(func=cmd_run)

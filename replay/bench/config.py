@@ -17,6 +17,7 @@ from replay.priors import PRIORS, prior_parameters
 STREAMS = ("split_mnist", "permuted_mnist", "split_cifar100")
 METHODS = ("naive", "joint", "gr", "bir")
 DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,7 @@ CHOICES = {
     ("method", "name"): METHODS,
     ("prior", "name"): tuple(PRIORS),
     ("device",): DEVICES,
+    ("precision",): PRECISIONS,
 }
 
 BASE_DEFAULTS: dict[str, Any] = {
@@ -69,6 +71,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 1000,
     "seed": 0,
     "device": "cpu",
+    "precision": "fp32",            # fp32 | bf16 (training iterations under bfloat16 autocast)
     "progress": True,
 }
 

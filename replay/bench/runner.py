@@ -23,7 +23,7 @@ from replay.bench.config import ConfigError
 from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_json
 from replay.generators.vae import conv_vae, mlp_vae
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
-from replay.plugins import InMemoryBatches, IterationBudget, SeenUnitsMask
+from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
 from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
 from scenarios.streams import build_stream
@@ -132,6 +132,8 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
     if stream["scenario"] == "class":
         plugins.insert(0, SeenUnitsMask())
+    if config["precision"] == "bf16":
+        plugins.append(MixedPrecision(torch.bfloat16))  # last: it closes autocast after the others' iteration work
     common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
                   device=device, evaluator=evaluator, plugins=plugins)
 

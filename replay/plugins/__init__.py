@@ -2,5 +2,7 @@
 from replay.plugins.bir import BrainInspiredReplayPlugin
 from replay.plugins.common import InMemoryBatches, IterationBudget, SeenUnitsMask
 from replay.plugins.gr import GenerativeReplayPlugin
+from replay.plugins.precision import MixedPrecision
 
-__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches"]
+__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches",
+           "MixedPrecision"]

@@ -38,6 +38,8 @@ class GenerativeReplayPlugin(SupervisedPlugin):
     Attributes ``last_losses`` hold the named terms of the last iteration.
     """
 
+    trains_after_iteration = True  # the generator's step (see MixedPrecision)
+
     def __init__(self, generator: VAE, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  replay_size: Optional[int] = None, targets: str = "hard", temperature: float = 2.0,
                  generator_schedule: str = "alongside", generator_iterations: int = 2000,

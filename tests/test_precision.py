@@ -1,0 +1,72 @@
+"""MixedPrecision: bfloat16 training iterations around the replay plugins, float32 everywhere else."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avalanche.training.plugins import SupervisedPlugin
+
+from replay import GenerativeReplayPlugin, MixedPrecision, SeenUnitsMask
+from replay.generators import mlp_vae
+from replay.models import MLPClassifier
+from replay.priors import build
+from tests.test_gr import final_accuracies, make_naive
+
+
+class DtypeProbe(SupervisedPlugin):
+    """Records the solver's output dtype and whether autocast is on, during training and evaluation."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_dtypes, self.eval_dtypes = set(), set()
+
+    def after_forward(self, strategy, **kwargs):
+        self.train_dtypes.add(strategy.mb_output.dtype)
+
+    def after_eval_forward(self, strategy, **kwargs):
+        self.eval_dtypes.add(strategy.mb_output.dtype)
+
+
+class GeneratorDtypeProbe(GenerativeReplayPlugin):
+    """GR plugin that records the generator's reconstruction dtype inside its own update."""
+
+    def generator_loss(self, x, labels, weights):
+        self.recon_dtype = self.generator(x)[0].dtype
+        self.autocast_on = torch.is_autocast_enabled("cpu")
+        return super().generator_loss(x, labels, weights)
+
+
+def test_iterations_run_in_bf16_with_float32_parameters_and_evaluation(tiny_stream):
+    torch.manual_seed(0)
+    model = MLPClassifier((16,), 4, (32,))
+    generator = mlp_vae((16,), build("gaussian", latent_dim=4), hidden=(32,))
+    gr = GeneratorDtypeProbe(generator, lr=1e-2)
+    probe = DtypeProbe()
+    strategy = make_naive(model, [gr, SeenUnitsMask(), probe, MixedPrecision()], iterations=20)
+    for experience in tiny_stream.train_stream:
+        strategy.train(experience)
+    final_accuracies(strategy, tiny_stream.test_stream)
+    assert probe.train_dtypes == {torch.bfloat16}
+    assert probe.eval_dtypes == {torch.float32}
+    assert gr.autocast_on and gr.recon_dtype == torch.bfloat16  # GR's generator update is inside the autocast
+    assert not torch.is_autocast_enabled("cpu")  # closed after training
+    params = [*model.parameters(), *generator.parameters()]
+    assert all(p.dtype == torch.float32 for p in params)
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+def test_bf16_gr_keeps_the_old_task(tiny_stream):
+    torch.manual_seed(0)
+    plugin = GenerativeReplayPlugin(mlp_vae((16,), build("gmm", latent_dim=4, n_classes=4), hidden=(32,)), lr=1e-2)
+    strategy = make_naive(MLPClassifier((16,), 4, (32,)), [plugin, SeenUnitsMask(), MixedPrecision()], iterations=150)
+    for experience in tiny_stream.train_stream:
+        strategy.train(experience)
+    accuracies = final_accuracies(strategy, tiny_stream.test_stream)
+    assert accuracies[0] > 0.6 and accuracies[1] > 0.8  # same bars as the float32 test in test_gr.py
+
+
+def test_must_come_after_plugins_that_work_after_the_iteration(tiny_stream):
+    plugin = GenerativeReplayPlugin(mlp_vae((16,), build("gaussian", latent_dim=4), hidden=(32,)))
+    strategy = make_naive(MLPClassifier((16,), 4, (32,)), [MixedPrecision(), plugin], iterations=2)
+    with pytest.raises(ValueError, match="MixedPrecision must come after GenerativeReplayPlugin"):
+        strategy.train(tiny_stream.train_stream[0])
