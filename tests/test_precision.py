@@ -70,3 +70,41 @@ def test_must_come_after_plugins_that_work_after_the_iteration(tiny_stream):
     strategy = make_naive(MLPClassifier((16,), 4, (32,)), [MixedPrecision(), plugin], iterations=2)
     with pytest.raises(ValueError, match="MixedPrecision must come after GenerativeReplayPlugin"):
         strategy.train(tiny_stream.train_stream[0])
+
+
+@pytest.mark.parametrize("name", ["gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm", "bernoulli",
+                                  "cg_bpef", "intel_clustered", "intel_sparse"])
+def test_heads_and_priors_compute_in_float32_under_autocast(name):
+    from replay.priors import PRIORS
+
+    torch.manual_seed(0)
+    prior = build(name, latent_dim=4, n_classes=3)
+    prior.observe_classes([0, 1, 2])
+    head = prior.posterior_head(8)
+    h = torch.randn(6, 8)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    mu, logvar = head(h)
+    torch.manual_seed(1)  # CGM's MMD draws prototype samples
+    reference = prior.regularizer(mu, logvar, mu, labels=labels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mu_amp, logvar_amp = head(h)
+        z = prior.reparameterize(mu_amp, logvar_amp)
+        torch.manual_seed(1)
+        reg = prior.regularizer(mu_amp, logvar_amp, mu_amp, labels=labels)
+        samples = prior.sample(5, torch.tensor([0, 1, 2, 0, 1]))
+    assert {t.dtype for t in (mu_amp, logvar_amp, z, reg, samples)} == {torch.float32}
+    assert torch.equal(mu_amp, mu) and torch.allclose(reg, reference, atol=1e-5, rtol=1e-5)
+    assert PRIORS[name] is type(prior)
+
+
+def test_a_binarized_shift_of_1e_4_survives_mixed_precision():
+    """In bfloat16 (resolution 2^-8 near 1) r = 1e-4 would vanish; the guarded prior keeps it exactly."""
+    plain, shifted = build("binarized_gaussian", latent_dim=4, r=0.0), build("binarized_gaussian", latent_dim=4, r=1e-4)
+    head = plain.posterior_head(1)
+    with torch.no_grad():
+        head.mean.weight.fill_(0.9), head.mean.bias.zero_(), head.logvar.weight.zero_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mu, logvar = head(torch.ones(1, 1))  # a bfloat16 linear layer would give 0.8984
+        difference = plain.regularizer(mu, logvar, mu) - shifted.regularizer(mu, logvar, mu)
+    # KL(N(mu, 1) || N(r, 1)) differs from r = 0 by r * mu - r^2 / 2 per dimension
+    assert difference.item() == pytest.approx(4 * (1e-4 * 0.9 - 0.5e-8), rel=1e-3)

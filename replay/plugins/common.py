@@ -28,9 +28,10 @@ def distillation_loss(scores: Tensor, target_probs: Tensor, temperature: float =
     """Knowledge distillation (Hinton et al. 2015): soft-target cross-entropy at temperature T, times T^2.
 
     ``target_probs`` = softmax(teacher scores / T), zero for classes the teacher did not know. Equal in
-    gradient to T^2 KL(targets || softmax(scores / T)); this is the reference's form.
+    gradient to T^2 KL(targets || softmax(scores / T)); this is the reference's form. Computed in float32
+    (bfloat16 scores under mixed precision are upcast).
     """
-    log_probs = F.log_softmax(scores / temperature, dim=1)
+    log_probs = F.log_softmax(scores.float() / temperature, dim=1)
     return -(target_probs * log_probs).sum(1).mean() * temperature**2
 
 
@@ -77,8 +78,8 @@ class ReplayClasses:
 
     def active_probs(self, teacher_scores: Tensor, temperature: float) -> Tensor:
         """softmax(teacher / T) over previous classes, placed in the ``active`` columns (zeros elsewhere)."""
-        probs = teacher_scores.new_zeros(teacher_scores.shape[0], len(self.active))
-        probs[:, self._previous_positions] = F.softmax(teacher_scores / temperature, dim=1)
+        probs = teacher_scores.new_zeros(teacher_scores.shape[0], len(self.active), dtype=torch.float32)
+        probs[:, self._previous_positions] = F.softmax(teacher_scores.float() / temperature, dim=1)
         return probs
 
 

@@ -7,16 +7,54 @@ A prior plays the role of pythae's sampler: the VAE never branches on its kind. 
 * latents to decode (``sample``), unconditional or one per requested class;
 * an end-of-experience hook (``end_experience``) for priors that keep or refit state.
 State lives in parameters and buffers, so it is saved and restored with ``state_dict``.
+
+Latent computations are always float32: under mixed-precision training (``MixedPrecision``) the posterior
+heads and the priors' ``reparameterize``, ``regularizer`` and ``sample`` run with autocast off, on float32
+inputs. Shifts as small as the binarized priors' r = 1e-4 and the MMD kernels would be lost in bfloat16,
+whose resolution near 1 is 2^-8.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+import functools
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+FLOAT32_METHODS = ("reparameterize", "regularizer", "sample")
 
-class GaussianHead(nn.Module):
+
+def as_float32(value: Any) -> Any:
+    """Floating-point tensors in float32; anything else unchanged."""
+    return value.float() if isinstance(value, Tensor) and value.is_floating_point() else value
+
+
+def in_float32(method: Callable) -> Callable:
+    """Wrap a method of a module so that it runs with autocast off and float32 tensor arguments.
+
+    When autocast is off (the default), the method is called unchanged.
+    """
+    @functools.wraps(method)
+    def guarded(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        device_type = self.seen.device.type if isinstance(self, LatentPrior) else args[0].device.type
+        if not torch.is_autocast_enabled(device_type):
+            return method(self, *args, **kwargs)
+        with torch.autocast(device_type, enabled=False):
+            return method(self, *map(as_float32, args), **{k: as_float32(v) for k, v in kwargs.items()})
+
+    return guarded
+
+
+class PosteriorHead(nn.Module):
+    """Base of the encoder heads that priors hand out; ``forward(h)`` runs in float32 (see the module doc)."""
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = in_float32(cls.__dict__["forward"])
+
+
+class GaussianHead(PosteriorHead):
     """Encoder head giving (mu, logvar); the log-variance layer has no bias, as in the BI-R reference."""
 
     def __init__(self, in_features: int, latent_dim: int):
@@ -36,6 +74,12 @@ class LatentPrior(nn.Module):
     #: whether ``end_experience`` needs the encoder's latent means of the experience's data
     wants_latents: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for name in FLOAT32_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, in_float32(cls.__dict__[name]))
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None):
         super().__init__()
         if latent_dim < 1:
@@ -49,6 +93,7 @@ class LatentPrior(nn.Module):
         """The encoder's last layer, mapping hidden features to (mu, logvar)."""
         return GaussianHead(in_features, self.latent_dim)
 
+    @in_float32
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """z = mu + exp(logvar / 2) * eps (Kingma & Welling 2014, eq. 10)."""
         return mu + (0.5 * logvar).exp() * torch.randn_like(mu)

@@ -8,10 +8,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 
 
-class TanhHead(nn.Module):
+class TanhHead(PosteriorHead):
     """Encoder head of LBAE: tanh of a batch-normalised linear layer (the sign is taken by ``reparameterize``).
 
     The batch-norm (no affine part) is ours: without it, an MLP encoder trained with Adam 1e-3 pushes every

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 
 
 def grid(resolution: int) -> Tensor:
@@ -27,7 +27,7 @@ def gumbel_noise(like: Tensor) -> Tensor:
     return -torch.log(-torch.log(uniform))
 
 
-class PolynomialLogitHead(nn.Module):
+class PolynomialLogitHead(PosteriorHead):
     """Encoder head giving, per latent dimension, M polynomial coefficients b_jm; returns
     (mu = E_q[z], logits beta_jr = sum_m b_jm zeta_r^m of shape [batch, dim, R])."""
 

@@ -7,11 +7,11 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 from replay.priors.divergences import mmd2_per_sample
 
 
-class FixedVarianceHead(nn.Module):
+class FixedVarianceHead(PosteriorHead):
     """Mean-only encoder head; the log-variance is a constant (the bounded information rate of seed 003)."""
 
     def __init__(self, in_features: int, latent_dim: int, logvar: float):
