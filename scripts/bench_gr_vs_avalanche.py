@@ -8,7 +8,7 @@ number of solver iterations as Avalanche's run did on average per experience. Pr
 accuracy (class-incremental, after the last experience), wall time per training iteration of each, and
 their ratio. Run it on an otherwise idle machine.
 
-    python scripts/bench_gr_vs_avalanche.py [--epochs 21] [--seed 0] [--root data]
+    python scripts/bench_gr_vs_avalanche.py [--epochs 21] [--seed 0] [--root data] [--precisions fp32 bf16]
 """
 from __future__ import annotations
 
@@ -59,9 +59,10 @@ def run_avalanche(epochs: int, seed: int, root: str) -> dict:
     return {"accuracy": float(np.mean(accuracies)), "seconds": seconds, "iterations": counter.count}
 
 
-def run_ours(iterations: int, seed: int, root: str) -> dict:
+def run_ours(iterations: int, seed: int, root: str, precision: str) -> dict:
     config = resolve({"method": {"name": "gr"}, "prior": {"name": "gaussian"}, "stream": {"root": root},
-                      "iterations_per_experience": iterations, "seed": seed, "progress": False})
+                      "iterations_per_experience": iterations, "seed": seed, "progress": False,
+                      "precision": precision})
     with tempfile.TemporaryDirectory() as out:
         result = run(config, out)
     return {"accuracy": result["final_average_accuracy"], "seconds": result["total_train_seconds"],
@@ -73,16 +74,22 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=21)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default="data")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                        help="precisions of our runs (Avalanche's always runs in fp32)")
     args = parser.parse_args()
     fetch_mnist(args.root)
     theirs = run_avalanche(args.epochs, args.seed, args.root)
-    ours = run_ours(round(theirs["iterations"] / 5), args.seed, args.root)
+    runs = [("Avalanche GenerativeReplay", theirs)]
+    for precision in args.precisions:
+        runs.append((f"replay GR (gaussian) {precision}", run_ours(round(theirs["iterations"] / 5), args.seed,
+                                                                   args.root, precision)))
     print(f"threads={torch.get_num_threads()} seed={args.seed}")
-    for name, r in (("Avalanche GenerativeReplay", theirs), ("replay GR (gaussian)", ours)):
-        print(f"{name:28s} final avg acc {r['accuracy']:.4f}  train {r['seconds']:7.1f} s  "
+    for name, r in runs:
+        print(f"{name:32s} final avg acc {r['accuracy']:.4f}  train {r['seconds']:7.1f} s  "
               f"{r['iterations']} solver iterations  {1e3 * r['seconds'] / r['iterations']:6.2f} ms/iteration")
-    ratio = (ours["seconds"] / ours["iterations"]) / (theirs["seconds"] / theirs["iterations"])
-    print(f"time per iteration, ours / Avalanche's: {ratio:.3f}")
+    for name, ours in runs[1:]:
+        ratio = (ours["seconds"] / ours["iterations"]) / (theirs["seconds"] / theirs["iterations"])
+        print(f"time per iteration, {name} / Avalanche's: {ratio:.3f}")
     return 0
 
 

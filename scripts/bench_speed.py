@@ -3,10 +3,11 @@
 
 Prints the training time, iterations/s and the ratio against the reference code's figures measured on this
 project's machines (REFERENCE.md section 5: BI-R 213 s for the whole run, about 47 it/s; GR about 40 it/s).
-Those reference figures are constants from the card (the reference code is not run here). Run it on an
-otherwise idle machine.
+Those reference figures are constants from the card (the reference code is not run here). With several
+``--precisions`` each method also runs in each, and the later ones print their speed-up over the first run
+of the same command. Run it on an otherwise idle machine.
 
-    python scripts/bench_speed.py [--methods bir gr] [--seed 1] [--root data]
+    python scripts/bench_speed.py [--methods bir gr] [--precisions fp32 bf16] [--seed 1] [--root data]
 """
 from __future__ import annotations
 
@@ -27,20 +28,26 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--root", default="data")
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     args = parser.parse_args()
     print(f"threads={torch.get_num_threads()}")
     for method in args.methods:
         reference = REFERENCE[method]
-        config = resolve({"method": {"name": method}, "prior": {"name": reference["prior"]}, "seed": args.seed,
-                          "stream": {"root": args.root}, "iterations_per_experience": args.iterations, "progress": False})
-        with tempfile.TemporaryDirectory() as out:
-            result = run(config, out)
-        seconds, its = result["total_train_seconds"], result["iterations_per_second"]
-        ref_seconds = reference["seconds"] or 5 * args.iterations / reference["its"]
-        print(f"{method}: train {seconds:.1f} s ({its:.1f} it/s), per experience "
-              f"{[round(s, 1) for s in result['train_seconds_per_experience']]}; final avg acc "
-              f"{result['final_average_accuracy']:.4f}; reference code {ref_seconds:.0f} s ({reference['its']:.0f} it/s): "
-              f"x{ref_seconds / seconds:.2f} faster")
+        baseline = None
+        for precision in args.precisions:
+            config = resolve({"method": {"name": method}, "prior": {"name": reference["prior"]}, "seed": args.seed,
+                              "stream": {"root": args.root}, "iterations_per_experience": args.iterations,
+                              "progress": False, "precision": precision})
+            with tempfile.TemporaryDirectory() as out:
+                result = run(config, out)
+            seconds, its = result["total_train_seconds"], result["iterations_per_second"]
+            baseline = baseline or (precision, seconds)
+            ref_seconds = reference["seconds"] or 5 * args.iterations / reference["its"]
+            versus = f"; x{baseline[1] / seconds:.2f} against {baseline[0]}" if baseline[0] != precision else ""
+            print(f"{method} {precision}: train {seconds:.1f} s ({its:.1f} it/s), per experience "
+                  f"{[round(s, 1) for s in result['train_seconds_per_experience']]}; final avg acc "
+                  f"{result['final_average_accuracy']:.4f}; reference code {ref_seconds:.0f} s "
+                  f"({reference['its']:.0f} it/s): x{ref_seconds / seconds:.2f} faster{versus}", flush=True)
     return 0
 
 
