@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.bench.compare import group_results
+from replay.bench.compare import group_results, shown_params
 from replay.bench.results import read_result
 
 # (method, prior) -> split MNIST class-IL numbers of seed 000's Table 2 and of the reference code on our machine
@@ -23,17 +23,17 @@ REFERENCE_CODE = {("gr", "gaussian"): 0.908, ("bir", "gmm"): 0.934, ("naive", No
 def main() -> int:
     paths = [p for folder in sys.argv[1:] for p in sorted(Path(folder).rglob("*.json"))]
     results = [read_result(p) for p in paths]
-    lines = ["| method | prior | r | seeds | final avg acc (ours, mean ± std) | per task (mean) | train s / run | seed 000 Table 2 | reference code |",
+    lines = ["| method | prior | params | seeds | final avg acc (ours, mean ± std) | per task (mean) | train s / run | seed 000 Table 2 | reference code |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (method, _, _, _), members in sorted(group_results(results).items()):
-        prior = members[0]["prior"]
-        r = (members[0].get("prior_params") or {}).get("r")
+        prior, params = members[0]["prior"], members[0].get("prior_params") or {}
+        r = params.get("r")
         finals = np.array([m["final_average_accuracy"] for m in members])
         per_task = np.mean([m["accuracy_matrix"][-1] for m in members], 0)
         seconds = np.mean([m["total_train_seconds"] for m in members])
         std = finals.std(ddof=1) if len(finals) > 1 else 0.0
         seed_value = SEED_TABLE2.get((method, prior, r), "")
-        lines.append(f"| {method} | {prior or '-'} | {'' if r is None else r} | {len(members)} | {finals.mean():.4f} ± {std:.4f} | "
+        lines.append(f"| {method} | {prior or '-'} | {shown_params(members[0])} | {len(members)} | {finals.mean():.4f} ± {std:.4f} | "
                      f"{' '.join(f'{a:.3f}' for a in per_task)} | {seconds:.0f} | {seed_value} | {REFERENCE_CODE.get((method, prior), '')} |")
     print("\n".join(lines))
     return 0

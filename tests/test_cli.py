@@ -70,11 +70,12 @@ def test_resume_after_kill_gives_the_same_matrix(mnist_root, tmp_path):
     assert second["accuracy_matrix"] == first["accuracy_matrix"]
 
 
-def fake_result(path: Path, method: str, seed: int, last: list[float]) -> Path:
+def fake_result(path: Path, method: str, seed: int, last: list[float], prior: str = "gmm",
+                prior_params: dict | None = None, precision: str = "fp32") -> Path:
     n = len(last)
     matrix = [[0.9 if j <= i else 0.0 for j in range(n)] for i in range(n - 1)] + [last]
-    result = {"schema": "replay-bench/result/v1", "config": {}, "method": method, "prior": "gmm",
-              "prior_params": {"soft": "mc"}, "stream": "split_mnist", "n_experiences": n, "seed": seed,
+    result = {"schema": "replay-bench/result/v1", "config": {"precision": precision}, "method": method,
+              "prior": prior, "prior_params": prior_params or {"soft": "mc"}, "stream": "split_mnist", "n_experiences": n, "seed": seed,
               "accuracy_matrix": matrix, "final_average_accuracy": sum(last) / n,
               "train_seconds_per_experience": [1.0] * n, "iterations_per_experience": 10,
               "iterations_per_second": 50.0, "environment": {}}
@@ -93,6 +94,20 @@ def test_plot_and_compare(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | 0.550 | 0.800 | 0.900 | 50.0 |" in table
     assert table.count("\n") == 4  # header, rule, two rows
+
+
+def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):
+    defaults = {"variance": 0.02, "lam": 1000.0}
+    files = [fake_result(tmp_path / "a.json", "bir", 0, [0.5], "cgm", defaults),
+             fake_result(tmp_path / "b.json", "bir", 0, [0.7], "cgm", {**defaults, "variance": 1.0}),
+             fake_result(tmp_path / "c.json", "bir", 0, [0.6], "cgm", defaults, precision="bf16"),
+             fake_result(tmp_path / "d.json", "gr", 0, [0.9], "binarized_gaussian", {"r": 0.01})]
+    capsys.readouterr()
+    assert main(["compare", *map(str, files)]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| bir", "cgm"], ["| bir", "cgm (variance=1.0)"], ["| bir (bf16)", "cgm"],
+        ["| gr", "binarized_gaussian (r=0.01)"]]  # r is shown even at its default
 
 
 def test_cli_errors_are_one_line_and_come_before_work(tmp_path, capsys):

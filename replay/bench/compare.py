@@ -5,13 +5,31 @@ from collections import defaultdict
 
 import numpy as np
 
+from replay.priors import prior_parameters
+
+
+def shown_params(result: dict) -> str:
+    """The prior parameters that tell runs apart: ``r`` always (the binarized priors' key figure), others
+    where they differ from the prior's defaults, e.g. ``variance=1.0``."""
+    params = result.get("prior_params") or {}
+    defaults = prior_parameters(result["prior"]) if result["prior"] else {}
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if k == "r" or v != defaults.get(k))
+
+
+def prior_label(result: dict) -> str:
+    """The prior's name with its telling parameters, e.g. ``cgm (variance=1.0)``."""
+    prior, params = result["prior"] or "-", shown_params(result)
+    return f"{prior} ({params})" if params else prior
+
+
+def method_label(result: dict) -> str:
+    """The method's name, marked when the run trained in another precision than fp32."""
+    precision = result["config"].get("precision", "fp32")
+    return result["method"] if precision == "fp32" else f"{result['method']} ({precision})"
+
 
 def group_key(result: dict) -> tuple:
-    params = result.get("prior_params") or {}
-    prior = result["prior"] or "-"
-    if params.get("r") is not None:
-        prior = f"{prior} (r={params['r']})"
-    return result["method"], prior, result["stream"], result["n_experiences"]
+    return method_label(result), prior_label(result), result["stream"], result["n_experiences"]
 
 
 def group_results(results: list[dict]) -> dict[tuple, list[dict]]:
