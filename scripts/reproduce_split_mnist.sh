@@ -21,6 +21,9 @@ case "${1:-all}" in
     grid configs/split_mnist/bir_binarized_gmm.yaml                                       # r = 0.002 (seed 000)
     grid configs/split_mnist/bir_gaussian.yaml
     grid configs/split_mnist/bir_cgm.yaml
+    grid configs/split_mnist/bir_cgm.yaml --set prior.variance=1.0 --tag var1.0           # CGM's variance, see README
+    python scripts/run_grid.py configs/split_mnist/bir_cgm.yaml --set prior.variance=0.2 --tag var0.2 --threads 1 \
+        --out runs/split_mnist --seeds 0
     grid configs/split_mnist/bir_binarized_gaussian.yaml                                  # r = 0.01 (seed 000)
     for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
 esac
