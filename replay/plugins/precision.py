@@ -14,8 +14,9 @@ class MixedPrecision(SupervisedPlugin):
     The context opens in ``before_training_iteration`` and closes in ``after_training_iteration``, so it
     covers the replay plugins' work too: replay generation, the solver's and the VAE's forward passes and
     losses, and GR's generator update. Matrix products run in bfloat16, while parameters, gradients and
-    optimiser states stay float32. Losses (softmax, log-softmax, BCE) are computed in float32, as autocast
-    does. Evaluation runs in float32.
+    optimiser states stay float32. The losses are float32 too: autocast computes cross-entropy and BCE in
+    float32, the distillation terms upcast their scores (CPU autocast leaves softmax in bfloat16), and the
+    priors' terms never leave float32 (``replay.priors.base``). Evaluation runs in float32.
 
     Closing the context every iteration also drops autocast's cache of casted weights, which would go stale
     after the optimiser step. The plugin must therefore come after every plugin that trains in
