@@ -126,7 +126,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
-        loggers=[TextLogger(open(out_dir / "log.txt", "a"))],
+        loggers=[TextLogger(open(out_dir / "log.txt", "a", buffering=1))],
     )
     plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
