@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from replay.bench.runner import CHECKPOINT, build_experiment
+from replay.bench.runner import CHECKPOINT, build_experiment, saved_config
 
 
 @torch.no_grad()
@@ -44,8 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     for folder in map(Path, args.runs):
         state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
-        config = state["config"]
-        config.setdefault("precision", "fp32")  # runs written before the key existed
+        config = saved_config(state)
         if args.root:
             config["stream"]["root"] = args.root
         experiment = build_experiment(config, Path(folder))

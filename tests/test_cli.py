@@ -70,6 +70,18 @@ def test_resume_after_kill_gives_the_same_matrix(mnist_root, tmp_path):
     assert second["accuracy_matrix"] == first["accuracy_matrix"]
 
 
+def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root, tmp_path):
+    args = ["run", str(REPO / "configs/split_mnist/naive.yaml"), "--out", str(tmp_path), "--set",
+            f"stream.root={mnist_root}", "--set", "iterations_per_experience=3", *SMALL]
+    assert main(args) == 0
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del checkpoint["config"]["precision"]  # as written before the key was added
+    checkpoint["finished_experiences"] = 4
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    assert main(args + ["--resume"]) == 0
+    assert main(args + ["--set", "model.latent_dim=9", "--resume"]) != 0  # a real change is still refused
+
+
 def fake_result(path: Path, method: str, seed: int, last: list[float], prior: str = "gmm",
                 prior_params: dict | None = None, precision: str = "fp32") -> Path:
     n = len(last)

@@ -142,6 +142,8 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     prior_name = (user.get("prior") or {}).get("name", BASE_DEFAULTS["prior"]["name"])
     if prior_name not in PRIORS:
         raise ConfigError(f"prior.name: unknown prior {prior_name!r}; allowed: {', '.join(PRIORS)}")
+    if method_name in ("naive", "joint") and user.get("prior", {}) is None:
+        user = {k: v for k, v in user.items() if k != "prior"}  # a resolved config, resolved again
     defaults = deep_update(BASE_DEFAULTS, STREAM_DEFAULTS[stream_name])
     defaults["method"] = {"name": method_name, **METHOD_OPTIONS[method_name]}
     defaults["prior"] = {"name": prior_name, **prior_parameters(prior_name)}

@@ -2,6 +2,7 @@
 evaluate every experience after each one; checkpoint atomically; resume; write ``result.json``."""
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from replay import priors
-from replay.bench.config import ConfigError
+from replay.bench.config import ConfigError, resolve
 from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_json
 from replay.generators.vae import conv_vae, mlp_vae
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
@@ -205,9 +206,15 @@ def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix, s
     }, path)
 
 
+def saved_config(state: dict) -> dict:
+    """A checkpoint's config, resolved again: keys added to the defaults since it was written get their
+    default values, so older checkpoints compare equal to the same run today."""
+    return resolve(copy.deepcopy(state["config"]))
+
+
 def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, list]:
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["config"] != experiment.config:
+    if saved_config(state) != experiment.config:
         raise ConfigError(f"{path} was written by a different config; use another --out or drop --resume")
     strategy = experiment.strategy
     strategy.model.load_state_dict(state["model"])
