@@ -41,6 +41,10 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     assert result["final_average_accuracy"] == pytest.approx(sum(matrix[-1]) / 5)
     assert all(matrix[i][j] == 0.0 for i in range(5) for j in range(i + 1, 5))  # unseen classes never predicted
     assert len(result["train_seconds_per_experience"]) == 5 and result["iterations_per_experience"] == 10
+    train, evaluation = result["train_seconds_per_experience"], result["eval_seconds_per_experience"]
+    assert len(evaluation) == 5 and all(s > 0 for s in evaluation)
+    assert result["total_seconds"] == pytest.approx(sum(train) + sum(evaluation))
+    assert result["seconds_per_iteration"] == pytest.approx(1 / result["iterations_per_second"])
     assert result["environment"]["threads"] >= 1 and result["config"]["model"]["hidden"] == [32, 32]
     assert result["config"]["precision"] == "bf16"
     assert (out / "checkpoint.pt").exists() and (out / "log.txt").stat().st_size > 0
@@ -76,9 +80,12 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
     assert main(args) == 0
     checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     del checkpoint["config"]["precision"]  # as written before the key was added
+    del checkpoint["eval_seconds_per_experience"]  # and before evaluation was timed
     checkpoint["finished_experiences"] = 4
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
     assert main(args + ["--resume"]) == 0
+    result = read_result(tmp_path / "result.json")
+    assert len(result["eval_seconds_per_experience"]) == 5 and result["total_seconds"] is None
     assert main(args + ["--set", "model.latent_dim=9", "--resume"]) != 0  # a real change is still refused
 
 

@@ -191,13 +191,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix, seconds) -> None:
+def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix, seconds, eval_seconds) -> None:
     strategy = experiment.strategy
     atomic_save_torch({
         "config": experiment.config,
         "finished_experiences": finished,
         "accuracy_matrix": matrix,
         "train_seconds_per_experience": seconds,
+        "eval_seconds_per_experience": eval_seconds,
         "model": strategy.model.state_dict(),
         "optimizer": strategy.optimizer.state_dict(),
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
@@ -212,7 +213,7 @@ def saved_config(state: dict) -> dict:
     return resolve(copy.deepcopy(state["config"]))
 
 
-def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, list]:
+def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, list, list]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if saved_config(state) != experiment.config:
         raise ConfigError(f"{path} was written by a different config; use another --out or drop --resume")
@@ -225,7 +226,9 @@ def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, l
     for plugin, saved in zip([p for p in experiment.plugins if isinstance(p, SeenUnitsMask)], state["seen_units"]):
         plugin.load_state_dict(saved)
     set_rng_state(state["rng"])
-    return state["finished_experiences"], state["accuracy_matrix"], state["train_seconds_per_experience"]
+    finished = state["finished_experiences"]
+    eval_seconds = state.get("eval_seconds_per_experience", [None] * finished)  # older checkpoints: unknown
+    return finished, state["accuracy_matrix"], state["train_seconds_per_experience"], eval_seconds
 
 
 def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
@@ -235,24 +238,30 @@ def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
     strategy, benchmark = experiment.strategy, experiment.benchmark
     n_experiences = len(benchmark.train_stream)
     checkpoint = out_dir / CHECKPOINT
-    finished, matrix, seconds = 0, [], []
+    finished, matrix, seconds, eval_seconds = 0, [], [], []
     if resume and checkpoint.exists():
-        finished, matrix, seconds = restore_checkpoint(checkpoint, experiment)
+        finished, matrix, seconds, eval_seconds = restore_checkpoint(checkpoint, experiment)
     for index, experience in enumerate(benchmark.train_stream):
         if index < finished:
             continue
         start = time.perf_counter()
         strategy.train(experience, eval_streams=[])
         seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
         matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
-        save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds)
+        eval_seconds.append(time.perf_counter() - start)
+        save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds, eval_seconds)
         print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
-    result = make_result(config, matrix, seconds, strategy.device)
+    result = make_result(config, matrix, seconds, eval_seconds, strategy.device)
     write_json(out_dir / RESULT, result)
     return result
 
 
-def make_result(config: dict, matrix: list[list[float]], seconds: list[float], device: torch.device) -> dict:
+def make_result(config: dict, matrix: list[list[float]], seconds: list[float],
+                eval_seconds: list[Optional[float]], device: torch.device) -> dict:
+    """The result record. ``total_seconds`` is training plus the evaluation after every experience (the
+    whole protocol's wall time, what the reference code's timings measure); None when a run resumed from a
+    checkpoint written before evaluation was timed."""
     iterations = config["iterations_per_experience"]
     last = matrix[-1]
     return {
@@ -269,7 +278,10 @@ def make_result(config: dict, matrix: list[list[float]], seconds: list[float], d
         "final_average_accuracy": float(np.mean(last)),
         "train_seconds_per_experience": seconds,
         "total_train_seconds": float(sum(seconds)),
+        "eval_seconds_per_experience": eval_seconds,
+        "total_seconds": None if None in eval_seconds else float(sum(seconds) + sum(eval_seconds)),
         "iterations_per_experience": iterations,
         "iterations_per_second": float(iterations * len(seconds) / sum(seconds)),
+        "seconds_per_iteration": float(sum(seconds) / (iterations * len(seconds))),
         "environment": environment(device),
     }
