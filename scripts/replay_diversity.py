@@ -8,6 +8,11 @@ class-conditional. Otherwise they are drawn unconditionally and grouped by the f
 ``acc`` is the share of samples that the final model classifies as their class. A prior whose samples all
 decode to one image per class has a ratio near 0. Replay of that kind keeps old classes poorly.
 
+For GR it also reports the replay as the plugin draws it (unconditional samples, labelled by the solver):
+the share of each class among them and how confident the final solver is (mean top probability, share of
+samples whose top probability is below 0.9). A generator that under-represents a class, or whose samples fall
+between classes, replays that class poorly.
+
     python scripts/replay_diversity.py runs/split_mnist/bir_cgm/seed0 runs/split_mnist/bir_gmm/seed0
 """
 from __future__ import annotations
@@ -34,6 +39,16 @@ def class_samples(experiment, n: int, classes: list[int]) -> dict[int, torch.Ten
     x = generator.generate(n * len(classes))
     predicted = model(x).argmax(1)
     return {c: x[predicted == c] for c in classes}
+
+
+@torch.no_grad()
+def replay_balance(experiment, n: int, n_classes: int) -> str:
+    """Class shares and solver confidence of ``n`` unconditional generator samples (GR's replay)."""
+    x = experiment.replay_plugin.generator.eval().generate(n)
+    top, predicted = torch.softmax(experiment.strategy.model(x), 1).max(1)
+    shares = torch.bincount(predicted, minlength=n_classes)[:n_classes].float() / n
+    return (f"  GR replay (unconditional, {n} samples): class shares {' '.join(f'{v:.3f}' for v in shares.tolist())}; "
+            f"min {shares.min():.3f}; mean top probability {top.mean():.3f}; share below 0.9 {(top < 0.9).float().mean():.3f}")
 
 
 def main() -> int:
@@ -73,6 +88,8 @@ def main() -> int:
             print(f"  class {c}: pixel std generated {generated:.3f}, real {real:.3f}, ratio {generated / real:.2f}, "
                   f"acc {accuracy:.3f}")
         print(f"  mean ratio {sum(ratios) / len(ratios):.2f}")
+        if getattr(experiment.replay_plugin, "generator", None) is not None:
+            print(replay_balance(experiment, args.samples * len(classes), len(classes)))
     return 0
 
 
