@@ -90,13 +90,13 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
 
 
 def fake_result(path: Path, method: str, seed: int, last: list[float], prior: str = "gmm",
-                prior_params: dict | None = None, precision: str = "fp32") -> Path:
+                prior_params: dict | None = None, precision: str = "fp32", stream: str = "split_mnist") -> Path:
     n = len(last)
     matrix = [[0.9 if j <= i else 0.0 for j in range(n)] for i in range(n - 1)] + [last]
     result = {"schema": "replay-bench/result/v1", "config": {"precision": precision}, "method": method,
-              "prior": prior, "prior_params": prior_params or {"soft": "mc"}, "stream": "split_mnist", "n_experiences": n, "seed": seed,
+              "prior": prior, "prior_params": prior_params or {"soft": "mc"}, "stream": stream, "n_experiences": n, "seed": seed,
               "accuracy_matrix": matrix, "final_average_accuracy": sum(last) / n,
-              "train_seconds_per_experience": [1.0] * n, "iterations_per_experience": 10,
+              "train_seconds_per_experience": [1.0] * n, "total_train_seconds": float(n), "iterations_per_experience": 10,
               "iterations_per_second": 50.0, "environment": {}}
     path.write_text(json.dumps(result))
     return path
@@ -127,6 +127,18 @@ def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):
     assert [row.split(" | ")[:2] for row in rows] == [
         ["| bir", "cgm"], ["| bir", "cgm (variance=1.0)"], ["| bir (bf16)", "cgm"],
         ["| gr", "binarized_gaussian (r=0.01)"]]  # r is shown even at its default
+
+
+def test_results_table_puts_each_stream_beside_its_seed_value(tmp_path):
+    fake_result(tmp_path / "p0.json", "bir", 0, [0.96, 0.98], "gmm", precision="bf16", stream="permuted_mnist")
+    fake_result(tmp_path / "p1.json", "bir", 1, [0.94, 0.98], "gmm", precision="bf16", stream="permuted_mnist")
+    fake_result(tmp_path / "s0.json", "bir", 0, [0.9, 0.9], "binarized_gmm", {"r": 0.002})
+    output = subprocess.run([sys.executable, str(REPO / "scripts/results_table.py"), str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout
+    rows = output.splitlines()[2:]
+    assert rows[0].startswith("| bir | binarized_gmm | r=0.002 | 1 | 0.9000 ± 0.0000 |") and rows[0].endswith("| 0.9204 |  |")
+    assert rows[1].startswith("| bir (bf16) | gmm |  | 2 | 0.9650 ± 0.0071 | 0.950 0.980 |")
+    assert rows[1].endswith("| 0.9739 |  |")  # permuted MNIST's value, not split MNIST's 0.9029
 
 
 def test_cli_errors_are_one_line_and_come_before_work(tmp_path, capsys):
