@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
@@ -65,7 +66,7 @@ def class_incremental_benchmark(
     n_experiences: int,
     class_order: Sequence[int],
     name: str = "custom",
-):
+) -> CLScenario:
     """Split (x, y) tensors into ``n_experiences`` experiences of consecutive classes of ``class_order``.
 
     Labels are renumbered to their position in ``class_order``.
@@ -97,7 +98,7 @@ def _mnist_float(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0).unsqueeze(1)
 
 
-def split_mnist(n_experiences: int = 5, seed: int = 0, root: Path | str | None = None):
+def split_mnist(n_experiences: int = 5, seed: int = 0, root: Path | str | None = None) -> CLScenario:
     """Split MNIST, class-incremental: 5 experiences of 2 classes (or 10 of 1), ``ToTensor`` only."""
     if n_experiences not in (5, 10):
         raise ValueError(f"split MNIST supports 5 or 10 experiences, not {n_experiences}")
@@ -119,7 +120,7 @@ def pixel_permutations(n_experiences: int, n_pixels: int, seed: int) -> list[tor
 
 def permuted_mnist(
     n_experiences: int = 10, seed: int = 0, scenario: str = "class", root: Path | str | None = None
-):
+) -> CLScenario:
     """Permuted MNIST padded to 32x32; ``scenario='class'`` gives 10 new units per experience, 'domain' 10 in all."""
     if scenario not in ("class", "domain"):
         raise ValueError(f"permuted MNIST scenario must be 'class' or 'domain', not {scenario!r}")
@@ -152,7 +153,7 @@ def normalize_cifar(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - mean) / std
 
 
-def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | None = None):
+def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | None = None) -> CLScenario:
     """Split CIFAR-100, class-incremental, 10 experiences of 10 classes, no augmentation."""
     train_x, train_y = load_cifar("cifar100", root, train=True)
     test_x, test_y = load_cifar("cifar100", root, train=False)
@@ -162,7 +163,8 @@ def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | No
     )
 
 
-def build_stream(name: str, n_experiences: int, seed: int, root: Path | str | None = None, scenario: str = "class"):
+def build_stream(name: str, n_experiences: int, seed: int, root: Path | str | None = None,
+                 scenario: str = "class") -> CLScenario:
     """The stream named in a config."""
     if name == "split_mnist":
         return split_mnist(n_experiences, seed, root)

@@ -76,7 +76,7 @@ class Experiment:
     plugins: list = field(default_factory=list)
 
     @property
-    def replay_plugin(self):
+    def replay_plugin(self) -> Optional[SupervisedPlugin]:
         return getattr(self.strategy, "replay_plugin", None)
 
 

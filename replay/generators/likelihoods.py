@@ -56,7 +56,7 @@ class UnitGaussian:
 LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": UnitGaussian}
 
 
-def likelihood(name: str):
+def likelihood(name: str) -> type:
     if name not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
     return LIKELIHOODS[name]
