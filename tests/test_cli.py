@@ -89,6 +89,24 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
     assert main(args + ["--set", "model.latent_dim=9", "--resume"]) != 0  # a real change is still refused
 
 
+def test_status_tells_finished_from_partial_runs(mnist_root, tmp_path, capsys):
+    done = tmp_path / "grid" / "naive" / "seed0"
+    assert main(["run", str(REPO / "configs/split_mnist/naive.yaml"), "--out", str(done), "--set",
+                 f"stream.root={mnist_root}", "--set", "iterations_per_experience=3", *SMALL]) == 0
+    partial = tmp_path / "grid" / "naive" / "seed1"
+    partial.mkdir()
+    checkpoint = torch.load(done / "checkpoint.pt", weights_only=False)
+    checkpoint.update(finished_experiences=2, accuracy_matrix=[[0.9, 0, 0, 0, 0], [0.5, 0.7, 0, 0, 0]])
+    torch.save(checkpoint, partial / "checkpoint.pt")
+    final = read_result(done / "result.json")["final_average_accuracy"]
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "grid")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{done}: done, final average accuracy {final:.4f}")
+    assert lines[1].startswith(f"{partial}: 2/5 experiences, average accuracy so far 0.6000")
+
+
 def fake_result(path: Path, method: str, seed: int, last: list[float], prior: str = "gmm",
                 prior_params: dict | None = None, precision: str = "fp32", stream: str = "split_mnist") -> Path:
     n = len(last)

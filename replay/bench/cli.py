@@ -1,4 +1,5 @@
-"""replay-bench: run benchmarks, fetch data, plot and compare results, pre-train the CIFAR conv layers."""
+"""replay-bench: run benchmarks, fetch data, plot and compare results, see how far runs got, pre-train the
+CIFAR conv layers."""
 from __future__ import annotations
 
 import argparse
@@ -68,6 +69,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from replay.bench.status import status_lines
+
+    print("\n".join(status_lines(args.folders)))
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from replay.bench.pretrain import pretrain_conv
 
@@ -105,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
     compare.set_defaults(func=cmd_compare)
+
+    status = sub.add_parser("status", help="finished runs and how far unfinished ones got, below some folders")
+    status.add_argument("folders", nargs="+")
+    status.set_defaults(func=cmd_status)
 
     pretrain = sub.add_parser("pretrain-conv", help="pre-train the CIFAR conv layers on CIFAR-10")
     pretrain.add_argument("--out", default="data/conv_cifar10.pt")
