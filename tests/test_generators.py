@@ -17,6 +17,22 @@ def test_bernoulli_nll_is_binary_cross_entropy_with_named_reductions():
     assert torch.allclose(Bernoulli.mean(logits), torch.sigmoid(logits))
 
 
+def test_bernoulli_nll_matches_torch_in_value_and_gradient_even_for_extreme_logits():
+    logits = torch.cat([torch.randn(3, 50) * 5, torch.tensor([[-200.0, -30.0, -1e-4, 0.0, 1e-4, 30.0, 200.0] * 7 + [0.0]])])
+    logits = logits.double().requires_grad_()
+    x = torch.rand_like(logits)
+    x[0] = x[0].round()
+    reference = logits.detach().clone().requires_grad_()
+    ours = Bernoulli.nll(logits, x, "sum")
+    expected = F.binary_cross_entropy_with_logits(reference, x, reduction="none").sum(1)
+    assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-12) and ours.dtype == torch.float64
+    weights = torch.rand(len(ours), dtype=torch.float64)
+    (ours * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.allclose(logits.grad, reference.grad, rtol=1e-12, atol=1e-15)
+    assert Bernoulli.nll(logits.detach().bfloat16(), x.float(), "mean").dtype == torch.float32
+
+
 def test_gaussian_nll_is_the_unit_variance_log_density():
     output, x = torch.randn(4, 10), torch.randn(4, 10)
     expected = -torch.distributions.Normal(output, 1.0).log_prob(x).mean(1)
