@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def group_results(results: list[dict]) -> dict[tuple, list[dict]]:
     return dict(groups)
 
 
-def mean_std(values) -> str:
+def mean_std(values: Sequence[float]) -> str:
     values = np.asarray(values, dtype=float)
     return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
 

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 
 from replay.bench.compare import group_results  # noqa: E402
 
@@ -28,7 +29,7 @@ def average_curve(matrix: np.ndarray) -> np.ndarray:
     return np.array([matrix[i, : i + 1].mean() for i in range(len(matrix))])
 
 
-def plot_single(ax_lines, ax_heat, members: list[dict], title: str) -> None:
+def plot_single(ax_lines: Axes, ax_heat: Axes, members: list[dict], title: str) -> None:
     matrices = np.array([r["accuracy_matrix"] for r in members])
     mean = matrices.mean(0)
     n = mean.shape[0]
@@ -51,7 +52,7 @@ def plot_single(ax_lines, ax_heat, members: list[dict], title: str) -> None:
     plt.colorbar(image, ax=ax_heat, fraction=0.046)
 
 
-def plot_comparison(ax_bars, ax_curve, groups: dict) -> None:
+def plot_comparison(ax_bars: Axes, ax_curve: Axes, groups: dict) -> None:
     keys = sorted(groups)
     n_tasks = max(len(r["accuracy_matrix"][-1]) for members in groups.values() for r in members)
     width = 0.8 / len(keys)

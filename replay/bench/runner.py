@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import TextLogger
 from avalanche.training import Cumulative
@@ -101,7 +102,7 @@ def check_files(config: dict) -> None:
         )
 
 
-def gate_contexts(config: dict, benchmark) -> list[int]:
+def gate_contexts(config: dict, benchmark: CLScenario) -> list[int]:
     mode = config["method"]["gate_contexts"] or ("task" if config["stream"]["name"] == "permuted_mnist" else "class")
     per_context = benchmark.classes_per_experience if mode == "task" else 1
     return [c // per_context for c in range(benchmark.n_classes)]
@@ -191,7 +192,8 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix, seconds, eval_seconds) -> None:
+def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix: list[list[float]],
+                    seconds: list[float], eval_seconds: list[float]) -> None:
     strategy = experiment.strategy
     atomic_save_torch({
         "config": experiment.config,

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.data import Dataset
 
 from avalanche.training.plugins import SupervisedPlugin
 
+if TYPE_CHECKING:
+    from avalanche.training.templates import SupervisedTemplate
 
-def adam(params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
+
+def adam(params: Iterable[nn.Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """Adam with the fused kernel (about 2.7x faster per step than the default on our CPUs, same update)."""
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
@@ -36,7 +40,7 @@ def distillation_loss(scores: Tensor, target_probs: Tensor, temperature: float =
 
 
 @torch.no_grad()
-def posterior_means(model: nn.Module, dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+def posterior_means(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
     """Posterior means (``model.encode(x)[0]``, in eval mode) and labels of a whole dataset, for priors that refit."""
     was_training = model.training
     model.eval()
@@ -120,16 +124,16 @@ class ReplayAlongside:
     def __init__(self):
         self.n_current: Optional[int] = None
 
-    def attach(self, strategy, x_replay: Tensor) -> None:
+    def attach(self, strategy: SupervisedTemplate, x_replay: Tensor) -> None:
         self.attach_inputs(strategy, torch.cat([strategy.mbatch[0], x_replay]))
 
-    def attach_inputs(self, strategy, inputs: Tensor) -> None:
+    def attach_inputs(self, strategy: SupervisedTemplate, inputs: Tensor) -> None:
         """Forward ``inputs`` (current samples first, then replay) instead of the current batch."""
         self.n_current = len(strategy.mbatch[1])
         self.current_inputs = strategy.mbatch[0]
         strategy.mbatch[0] = inputs
 
-    def detach(self, strategy) -> Optional[Tensor]:
+    def detach(self, strategy: SupervisedTemplate) -> Optional[Tensor]:
         if self.n_current is None:
             return None
         n, self.n_current = self.n_current, None
@@ -161,7 +165,7 @@ class TensorBatches:
             yield tuple(t[index] for t in self.tensors)
 
 
-def materialize(dataset, device: torch.device, batch_size: int = 4096) -> tuple[Tensor, ...]:
+def materialize(dataset: Dataset, device: torch.device, batch_size: int = 4096) -> tuple[Tensor, ...]:
     """All items of a (small, transform-free) dataset stacked into tensors on ``device``, in one pass."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     columns = list(zip(*loader))

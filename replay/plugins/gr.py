@@ -1,13 +1,16 @@
 """Generative replay (Shin et al. 2017) as an Avalanche plugin, with a VAE generator and any prior."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from avalanche.training.plugins import SupervisedPlugin
+
+if TYPE_CHECKING:
+    from avalanche.training.templates import SupervisedTemplate
 
 from replay.generators.vae import VAE
 from replay.plugins.common import (
@@ -164,7 +167,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self.classes.finish(strategy.experience.classes_in_this_experience)
         self.experiences_done += 1
 
-    def train_generator_after(self, strategy) -> None:
+    def train_generator_after(self, strategy: SupervisedTemplate) -> None:
         loader = torch.utils.data.DataLoader(strategy.experience.dataset, batch_size=strategy.train_mb_size, shuffle=True)
         done = 0
         while done < self.generator_iterations:
@@ -177,7 +180,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
                     break
 
     @torch.no_grad()
-    def run_prior_hook(self, strategy) -> None:
+    def run_prior_hook(self, strategy: SupervisedTemplate) -> None:
         """The prior's end-of-experience hook; priors that refit get the current generator's latent means of
         the experience's data plus as many replayed samples (labelled by the frozen solver)."""
         prior = self.generator.prior

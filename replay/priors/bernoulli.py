@@ -111,7 +111,8 @@ class Bernoulli(LatentPrior):
     def embed(self, mu: Tensor) -> Tensor:
         return torch.where(mu >= 0, 1.0, -1.0)
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         return mu.new_zeros(mu.shape[0])
 

@@ -103,7 +103,8 @@ class CGBPEF(LatentPrior):
         cross = q.flatten(1) @ self.prior_log_probs().flatten(1).T
         return neg_entropy.unsqueeze(1) - cross
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         logits = logvar
         if labels is not None:

@@ -79,7 +79,8 @@ class CGM(LatentPrior):
         hinge = torch.relu(self.margin - sq_dist) * others
         return own + hinge.sum(1)
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         prototypes = self.current_prototypes()
         labels = self.assign(mu, labels, probs, prototypes)

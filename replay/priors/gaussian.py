@@ -34,7 +34,8 @@ class Gaussian(LatentPrior):
     def r(self) -> float:
         return 0.0
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         zero = mu.new_zeros(())
         return binarized_gaussian_kl(mu, logvar, zero, zero, self.r)

@@ -54,7 +54,8 @@ class GMM(LatentPrior):
             return means.expand(mu.shape[0], -1, -1)
         return means + self.r * torch.sign(mu.unsqueeze(1) - means)
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         if labels is not None:
             return binarized_gaussian_kl(mu, logvar, self.means[labels], self.logvars[labels], self.r)

@@ -75,7 +75,8 @@ class InteLClustered(LatentPrior):
         angle = torch.atan2(mu[:, 1], mu[:, 0])
         return self.kappa * torch.cos(angle.unsqueeze(1) - self.centres.unsqueeze(0))
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         kl = gaussian_kl(mu, logvar)
         if labels is None and probs is None:
@@ -144,7 +145,8 @@ class InteLSparse(LatentPrior):
         """Per-sample terms of eq. 7 for a batch of selections DS(y_i); their mean is L_sp."""
         return normalized_entropy(selections) - normalized_entropy(selections.mean(0))
 
-    def regularizer(self, mu, logvar, z, labels=None, probs=None) -> Tensor:
+    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
         check_shapes(mu, self.latent_dim)
         y = super().reparameterize(mu, logvar)
         return gaussian_kl(mu, logvar) + self.gamma * self.sparsity_loss(self.select(y))
