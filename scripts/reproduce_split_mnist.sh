@@ -25,6 +25,7 @@ case "${1:-all}" in
     python scripts/run_grid.py configs/split_mnist/bir_cgm.yaml --set prior.variance=0.2 --tag var0.2 --threads 1 \
         --out runs/split_mnist --seeds 0
     grid configs/split_mnist/bir_binarized_gaussian.yaml                                  # r = 0.01 (seed 000)
+    grid configs/split_mnist/bir_binarized_gaussian.yaml --set prior.r=0.1 --tag r0.1
     for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
 esac
 replay-bench compare runs/split_mnist/*/seed*/result.json
