@@ -3,6 +3,8 @@
 # the runs behind the README's tables. Resumable: rerun to continue; finished seeds are skipped.
 # Two processes with one torch thread each use both cores of our machines; run the two halves side by side:
 #   bash scripts/reproduce_split_mnist.sh gr &  bash scripts/reproduce_split_mnist.sh bir
+# Seven more seeds for GR Gaussian against binarized (two torch threads, one process):
+#   bash scripts/reproduce_split_mnist.sh binarized-seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O="--threads 1 --out runs/split_mnist --seeds 0 1 2"
@@ -27,5 +29,11 @@ case "${1:-all}" in
     grid configs/split_mnist/bir_binarized_gaussian.yaml                                  # r = 0.01 (seed 000)
     grid configs/split_mnist/bir_binarized_gaussian.yaml --set prior.r=0.1 --tag r0.1
     for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
+  binarized-seeds)  # seeds 3-9 of GR with the Gaussian and the binarized Gaussian (r = 0.01): the seed's claim, paired by seed
+    for seed in 3 4 5 6 7 8 9; do
+      for config in gr_gaussian gr_binarized_gaussian; do
+        python scripts/run_grid.py configs/split_mnist/$config.yaml --out runs/split_mnist --seeds $seed
+      done
+    done ;;
 esac
 replay-bench compare runs/split_mnist/*/seed*/result.json

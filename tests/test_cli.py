@@ -147,6 +147,36 @@ def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):
         ["| gr", "binarized_gaussian (r=0.01)"]]  # r is shown even at its default
 
 
+def test_paired_reports_the_per_seed_difference_its_interval_and_the_t_test(tmp_path, capsys):
+    from scipy import stats
+
+    base, other = tmp_path / "gaussian", tmp_path / "binarized"
+    accuracies = {0: (0.90, 0.93), 1: (0.92, 0.93), 2: (0.88, 0.86), 3: (0.91, 0.95)}
+    for seed, (a, b) in accuracies.items():
+        (base / f"seed{seed}").mkdir(parents=True)
+        fake_result(base / f"seed{seed}" / "result.json", "gr", seed, [a], "gaussian", {})  # a run folder
+        other.mkdir(exist_ok=True)
+        fake_result(other / f"seed{seed}.json", "gr", seed, [b], "binarized_gaussian", {"r": 0.01})  # results/
+    fake_result(other / "seed9.json", "gr", 9, [0.5], "binarized_gaussian", {"r": 0.01})  # no partner: left out
+    capsys.readouterr()
+    assert main(["paired", str(base), str(other)]) == 0
+    out = capsys.readouterr().out
+    diffs = [0.03, 0.01, -0.02, 0.04]
+    mean, se = sum(diffs) / 4, (sum((d - 0.015) ** 2 for d in diffs) / 3) ** 0.5 / 2
+    t_975_df3 = 3.182446  # Student's t table, two-sided 95%, 3 degrees of freedom
+    p_value = stats.ttest_rel([b for _, b in accuracies.values()], [a for a, _ in accuracies.values()]).pvalue
+    assert "| 3 | 0.9100 | 0.9500 | +0.0400 |" in out and "| 9 |" not in out
+    assert (f"over 4 seeds: {mean:+.4f} ± {se:.4f} (standard error); 95% interval "
+            f"[{mean - t_975_df3 * se:+.4f}, {mean + t_975_df3 * se:+.4f}]; paired t-test p = {p_value:.3f}") in out
+    with pytest.raises(ValueError, match="at least 2 seeds run by both; common seeds: \\[9\\]"):
+        from replay.bench.compare import paired_difference
+        from replay.bench.results import results_in
+        paired_difference(results_in(other), [r for r in results_in(other) if r["seed"] == 9])
+    capsys.readouterr()
+    assert main(["paired", str(base), str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no seed*/result.json or seed*.json in " + str(tmp_path / "missing"))
+
+
 def test_results_table_puts_each_stream_beside_its_seed_value(tmp_path):
     fake_result(tmp_path / "p0.json", "bir", 0, [0.96, 0.98], "gmm", precision="bf16", stream="permuted_mnist")
     fake_result(tmp_path / "p1.json", "bir", 1, [0.94, 0.98], "gmm", precision="bf16", stream="permuted_mnist")

@@ -69,6 +69,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paired(args: argparse.Namespace) -> int:
+    from replay.bench.compare import paired_report
+    from replay.bench.results import results_in
+
+    print(paired_report(results_in(args.baseline), results_in(args.other)))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from replay.bench.status import status_lines
 
@@ -113,6 +121,11 @@ def parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
     compare.set_defaults(func=cmd_compare)
+
+    paired = sub.add_parser("paired", help="difference of two configurations, paired by seed (mean, 95%% interval, t-test)")
+    paired.add_argument("baseline", help="folder of the baseline's runs (seed*/result.json or seed*.json)")
+    paired.add_argument("other", help="folder of the other configuration's runs")
+    paired.set_defaults(func=cmd_paired)
 
     status = sub.add_parser("status", help="finished runs and how far unfinished ones got, below some folders")
     status.add_argument("folders", nargs="+")

@@ -1,10 +1,12 @@
-"""``replay-bench compare``: a Markdown table of results grouped by (method, prior + params, stream)."""
+"""``replay-bench compare``: a Markdown table of results grouped by (method, prior + params, stream);
+``replay-bench paired``: the difference between two configurations, paired by seed."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from scipy import stats
 
 from replay.priors import prior_parameters
 
@@ -58,4 +60,43 @@ def compare_table(results: list[dict]) -> str:
         speed = np.mean([r.get("iterations_per_second", float("nan")) for r in members])
         seeds = ",".join(str(r["seed"]) for r in sorted(members, key=lambda r: r["seed"]))
         lines.append("| " + " | ".join([method, prior, stream, seeds, mean_std(finals), *per_task, f"{speed:.1f}"]) + " |")
+    return "\n".join(lines)
+
+
+def paired_difference(baseline: list[dict], other: list[dict]) -> dict[str, Any]:
+    """Final average accuracy of ``other`` minus ``baseline``, paired by seed.
+
+    A seed fixes the class order and the solver's initialisation, so the per-seed differences remove the
+    spread that both configurations share. Returns the seeds, both accuracies and their differences, the mean
+    difference with its standard error, the 95% confidence interval (Student's t, n - 1 degrees of freedom)
+    and the two-sided p-value of the paired t-test against no difference.
+    """
+    acc_base = {r["seed"]: r["final_average_accuracy"] for r in baseline}
+    acc_other = {r["seed"]: r["final_average_accuracy"] for r in other}
+    seeds = sorted(set(acc_base) & set(acc_other))
+    if len(seeds) < 2:
+        raise ValueError(f"a paired comparison needs at least 2 seeds run by both; common seeds: {seeds}")
+    diffs = np.array([acc_other[s] - acc_base[s] for s in seeds])
+    n, mean = len(diffs), float(diffs.mean())
+    se = float(diffs.std(ddof=1) / np.sqrt(n))
+    half_width = float(stats.t.ppf(0.975, n - 1)) * se
+    if se > 0:
+        p_value = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    else:  # identical differences on every seed
+        p_value = 1.0 if mean == 0 else 0.0
+    return {"seeds": seeds, "baseline": [acc_base[s] for s in seeds], "other": [acc_other[s] for s in seeds],
+            "differences": diffs.tolist(), "mean": mean, "se": se, "ci95": (mean - half_width, mean + half_width),
+            "p_value": p_value}
+
+
+def paired_report(baseline: list[dict], other: list[dict]) -> str:
+    """Markdown: one row per common seed, then the mean difference, its 95% interval and p-value."""
+    d = paired_difference(baseline, other)
+    names = [f"{method_label(group[0])} {prior_label(group[0])}" for group in (baseline, other)]
+    lines = [f"| seed | {names[0]} | {names[1]} | difference |", "|---|---|---|---|"]
+    lines += [f"| {s} | {a:.4f} | {b:.4f} | {x:+.4f} |"
+              for s, a, b, x in zip(d["seeds"], d["baseline"], d["other"], d["differences"])]
+    low, high = d["ci95"]
+    lines.append(f"\n{names[1]} minus {names[0]} over {len(d['seeds'])} seeds: {d['mean']:+.4f} ± {d['se']:.4f} "
+                 f"(standard error); 95% interval [{low:+.4f}, {high:+.4f}]; paired t-test p = {d['p_value']:.3f}")
     return "\n".join(lines)

@@ -53,6 +53,15 @@ def read_result(path: Path | str) -> dict:
     return data
 
 
+def results_in(folder: Path | str) -> list[dict]:
+    """The results of one configuration: ``seed*/result.json`` (a run folder) or ``seed*.json`` (``results/``)."""
+    folder = Path(folder)
+    paths = sorted(folder.glob("seed*/result.json")) + sorted(folder.glob("seed*.json"))
+    if not paths:
+        raise FileNotFoundError(f"no seed*/result.json or seed*.json in {folder}")
+    return [read_result(p) for p in paths]
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     import avalanche
 
