@@ -66,8 +66,8 @@ def compare_table(results: list[dict]) -> str:
 def paired_difference(baseline: list[dict], other: list[dict]) -> dict[str, Any]:
     """Final average accuracy of ``other`` minus ``baseline``, paired by seed.
 
-    A seed fixes the class order and the solver's initialisation, so the per-seed differences remove the
-    spread that both configurations share. Returns the seeds, both accuracies and their differences, the mean
+    A seed fixes the class order (and the initialisation wherever both configurations build the same modules in
+    the same order), so the per-seed differences remove the spread that comes from it. Returns the seeds, both accuracies and their differences, the mean
     difference with its standard error, the 95% confidence interval (Student's t, n - 1 degrees of freedom)
     and the two-sided p-value of the paired t-test against no difference.
     """
