@@ -9,17 +9,16 @@
 # Extra arguments go to every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EXTRA=("$@")
+grid() { python scripts/run_grid.py "$@" --out runs/permuted_mnist --set "device=${DEVICE:-cpu}" "${EXTRA[@]}"; }
 for seed in 0 1 2; do
-  O=(--out runs/permuted_mnist --seeds "$seed" --set "device=${DEVICE:-cpu}" "$@")
-  grid() { python scripts/run_grid.py "$@" "${O[@]}"; }
-  grid configs/permuted_mnist/bir_gmm.yaml
-  grid configs/permuted_mnist/bir_binarized_gmm.yaml                                     # r = 0.01 (seed 000)
-  grid configs/permuted_mnist/gr_gaussian.yaml
-  grid configs/permuted_mnist/gr_binarized_gaussian.yaml                                 # r = 0.0002 (seed 000)
-  grid configs/permuted_mnist/gr_binarized_gaussian.yaml --set prior.r=0.01 --tag r0.01
+  grid configs/permuted_mnist/bir_gmm.yaml --seeds "$seed"
+  grid configs/permuted_mnist/bir_binarized_gmm.yaml --seeds "$seed"                       # r = 0.01 (seed 000)
+  grid configs/permuted_mnist/gr_gaussian.yaml --seeds "$seed"
+  grid configs/permuted_mnist/gr_binarized_gaussian.yaml --seeds "$seed"                   # r = 0.0002 (seed 000)
+  grid configs/permuted_mnist/gr_binarized_gaussian.yaml --set prior.r=0.01 --tag r0.01 --seeds "$seed"
 done
 for seed in 0 1 2; do
-  python scripts/run_grid.py configs/permuted_mnist/bir_binarized_gmm.yaml --set prior.r=0.002 --tag r0.002 \
-    --out runs/permuted_mnist --seeds "$seed" --set "device=${DEVICE:-cpu}" "$@"
+  grid configs/permuted_mnist/bir_binarized_gmm.yaml --set prior.r=0.002 --tag r0.002 --seeds "$seed"
 done
 python -m replay.bench.cli compare runs/permuted_mnist/*/seed*/result.json

@@ -6,7 +6,6 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 from replay.priors import prior_parameters
 
@@ -67,10 +66,12 @@ def paired_difference(baseline: list[dict], other: list[dict]) -> dict[str, Any]
     """Final average accuracy of ``other`` minus ``baseline``, paired by seed.
 
     A seed fixes the class order (and the initialisation wherever both configurations build the same modules in
-    the same order), so the per-seed differences remove the spread that comes from it. Returns the seeds, both accuracies and their differences, the mean
-    difference with its standard error, the 95% confidence interval (Student's t, n - 1 degrees of freedom)
-    and the two-sided p-value of the paired t-test against no difference.
+    the same order), so the per-seed differences remove the spread that comes from it. Returns the seeds, both
+    accuracies and their differences, the mean difference with its standard error, the 95% confidence interval
+    (Student's t, n - 1 degrees of freedom) and the two-sided p-value of the paired t-test against no difference.
     """
+    from scipy import stats  # only here: the table and plot commands do not pay for its import
+
     acc_base = {r["seed"]: r["final_average_accuracy"] for r in baseline}
     acc_other = {r["seed"]: r["final_average_accuracy"] for r in other}
     seeds = sorted(set(acc_base) & set(acc_other))
