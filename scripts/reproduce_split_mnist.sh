@@ -5,10 +5,19 @@
 #   bash scripts/reproduce_split_mnist.sh gr &  bash scripts/reproduce_split_mnist.sh bir
 # Seven more seeds for GR Gaussian against binarized (two torch threads, one process):
 #   bash scripts/reproduce_split_mnist.sh binarized-seeds
+# The same for BI-R, GMM against binarized GMM (r = 0.002):
+#   bash scripts/reproduce_split_mnist.sh bir-binarized-seeds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O="--threads 1 --out runs/split_mnist --seeds 0 1 2"
 grid() { python scripts/run_grid.py "$@" $O; }
+# seeds 3-9 of two configs, alternated so that a seed's pair is done before the next seed: the seed's binarized
+# claim, compared paired by seed (a seed fixes the class order)
+paired_seeds() {
+  for seed in 3 4 5 6 7 8 9; do
+    for config in "$@"; do python scripts/run_grid.py configs/split_mnist/$config.yaml --out runs/split_mnist --seeds $seed; done
+  done
+}
 case "${1:-all}" in
   gr|all)
     grid configs/split_mnist/naive.yaml
@@ -29,11 +38,7 @@ case "${1:-all}" in
     grid configs/split_mnist/bir_binarized_gaussian.yaml                                  # r = 0.01 (seed 000)
     grid configs/split_mnist/bir_binarized_gaussian.yaml --set prior.r=0.1 --tag r0.1
     for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
-  binarized-seeds)  # seeds 3-9 of GR with the Gaussian and the binarized Gaussian (r = 0.01): the seed's claim, paired by seed
-    for seed in 3 4 5 6 7 8 9; do
-      for config in gr_gaussian gr_binarized_gaussian; do
-        python scripts/run_grid.py configs/split_mnist/$config.yaml --out runs/split_mnist --seeds $seed
-      done
-    done ;;
+  binarized-seeds)      paired_seeds gr_gaussian gr_binarized_gaussian ;;   # r = 0.01 (seed 000)
+  bir-binarized-seeds)  paired_seeds bir_gmm bir_binarized_gmm ;;           # r = 0.002 (seed 000)
 esac
 replay-bench compare runs/split_mnist/*/seed*/result.json
