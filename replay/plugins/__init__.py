@@ -1,6 +1,6 @@
 """Avalanche plugins: generative replay, brain-inspired replay, iteration budget, class-IL output mask."""
 from replay.plugins.bir import BrainInspiredReplayPlugin
-from replay.plugins.common import InMemoryBatches, IterationBudget, SeenUnitsMask
+from replay.plugins.protocol import InMemoryBatches, IterationBudget, SeenUnitsMask
 from replay.plugins.gr import GenerativeReplayPlugin
 from replay.plugins.precision import MixedPrecision
 
