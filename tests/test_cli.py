@@ -120,6 +120,19 @@ def fake_result(path: Path, method: str, seed: int, last: list[float], prior: st
     return path
 
 
+def test_plot_ymin_zooms_accuracy_axes_only(tmp_path):
+    from replay.bench.plots import make_figure
+    from replay.bench.results import read_result
+
+    files = [fake_result(tmp_path / f"{m}.json", m, 0, [0.9, 0.95, 0.97]) for m in ("gr", "bir")]
+    figure = make_figure([read_result(f) for f in files], ymin=0.8)
+    lines_and_bars = [ax for ax in figure.axes if ax.get_ylabel() != "after training experience" and ax.get_label() != "<colorbar>"]
+    heatmaps = [ax for ax in figure.axes if ax.get_ylabel() == "after training experience"]
+    assert len(lines_and_bars) == 4 and len(heatmaps) == 2  # two runs' curves, bars and average curve; two matrices
+    assert all(ax.get_ylim() == (0.8, 1.02) for ax in lines_and_bars)
+    assert all(ax.images[0].get_clim() == (0, 1) for ax in heatmaps)
+
+
 def test_plot_and_compare(tmp_path, capsys):
     files = [fake_result(tmp_path / f"{m}{s}.json", m, s, [0.5 + 0.1 * s, 0.8, 0.9]) for m in ("gr", "bir") for s in (0, 1)]
     for suffix in ("png", "svg"):
@@ -127,6 +140,9 @@ def test_plot_and_compare(tmp_path, capsys):
         assert (tmp_path / f"fig.{suffix}").stat().st_size > 10_000
     assert main(["plot", str(files[0]), "--out", str(tmp_path / "single.png")]) == 0
     capsys.readouterr()
+    assert main(["plot", *map(str, files), "--ymin", "1.5", "--out", str(tmp_path / "bad.png")]) == 2
+    assert capsys.readouterr().err.strip() == "replay-bench: --ymin must be in [0, 1), got 1.5"
+    assert not (tmp_path / "bad.png").exists()
     assert main(["compare", *map(str, files)]) == 0
     table = capsys.readouterr().out
     assert "| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | 0.550 | 0.800 | 0.900 | 50.0 |" in table

@@ -56,7 +56,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from replay.bench.results import read_result
 
     results = [read_result(p) for p in args.results]
-    for path in plot_results(results, Path(args.out)):
+    for path in plot_results(results, Path(args.out), args.ymin):
         print(f"wrote {path}")
     return 0
 
@@ -116,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="per-task accuracy plots of one or more result.json files")
     plot.add_argument("results", nargs="+")
     plot.add_argument("--out", required=True, help="figure path (.png or .svg)")
+    plot.add_argument("--ymin", type=float, default=0.0, help="lower limit of the accuracy axes (default 0)")
     plot.set_defaults(func=cmd_plot)
 
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
