@@ -71,7 +71,7 @@ def plot_comparison(ax_bars: Axes, ax_curve: Axes, groups: dict, ymin: float = 0
             ax_curve.fill_between(steps, curves.mean(0) - curves.std(0), curves.mean(0) + curves.std(0), alpha=0.15)
     ax_bars.set(xlabel="task", ylabel="final accuracy", ylim=(ymin, 1.02), xticks=range(n_tasks),
                 xticklabels=[str(j + 1) for j in range(n_tasks)], title="final accuracy per task (mean ± std)")
-    ax_bars.legend(fontsize="small")
+    ax_bars.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: bars fill the axes
     ax_curve.set(xlabel="experiences trained", ylabel="average accuracy on tasks so far", ylim=(ymin, 1.02),
                  title="average accuracy (mean ± std over seeds)", xticks=range(1, n_tasks + 1))
     ax_curve.legend(fontsize="small")
