@@ -1,4 +1,5 @@
-"""Avalanche plugins: generative replay, brain-inspired replay, iteration budget, class-IL output mask."""
+"""Avalanche plugins: generative replay, brain-inspired replay, and the protocol around them (iteration budget,
+in-memory batches, class-IL output mask, bf16 mixed precision)."""
 from replay.plugins.bir import BrainInspiredReplayPlugin
 from replay.plugins.protocol import InMemoryBatches, IterationBudget, SeenUnitsMask
 from replay.plugins.gr import GenerativeReplayPlugin
