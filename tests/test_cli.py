@@ -1,6 +1,7 @@
 """The replay-bench command: results, resume after a kill, plots, compare, errors, the CIFAR path end to end."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -48,6 +49,11 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     assert result["environment"]["threads"] >= 1 and result["config"]["model"]["hidden"] == [32, 32]
     assert result["config"]["precision"] == "bf16"
     assert (out / "checkpoint.pt").exists() and (out / "log.txt").stat().st_size > 0
+    with open(out / "accuracy.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 25
+    assert all(float(row["accuracy"]) == pytest.approx(matrix[int(row["after_experience"])][int(row["eval_experience"])],
+                                                       abs=1e-6) for row in rows)
 
 
 def test_resume_after_kill_gives_the_same_matrix(mnist_root, tmp_path):
@@ -147,6 +153,21 @@ def test_plot_and_compare(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | 0.550 | 0.800 | 0.900 | 50.0 |" in table
     assert table.count("\n") == 4  # header, rule, two rows
+
+
+def test_compare_writes_one_csv_row_per_run(tmp_path, capsys):
+    files = [fake_result(tmp_path / "a.json", "gr", 1, [0.6, 0.8, 0.9], "binarized_gaussian", {"r": 0.01}),
+             fake_result(tmp_path / "b.json", "bir", 0, [0.7, 0.9], precision="bf16", stream="permuted_mnist"),
+             fake_result(tmp_path / "c.json", "gr", 0, [0.5, 0.8, 0.9], "binarized_gaussian", {"r": 0.01})]
+    assert main(["compare", *map(str, files), "--csv", str(tmp_path / "runs.csv")]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"wrote {tmp_path / 'runs.csv'} (3 runs)")
+    with open(tmp_path / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], r["precision"], r["prior_params"], r["seed"]) for r in rows] == [
+        ("bir", "bf16", "", "0"), ("gr", "fp32", "r=0.01", "0"), ("gr", "fp32", "r=0.01", "1")]
+    assert float(rows[1]["final_average_accuracy"]) == pytest.approx(2.2 / 3, abs=1e-6)
+    assert [rows[0][f"task_{j}"] for j in (1, 2, 3)] == ["0.700000", "0.900000", ""]  # a shorter stream
+    assert rows[2]["task_1"] == "0.600000" and rows[2]["total_train_seconds"] == "3.0"
 
 
 def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):

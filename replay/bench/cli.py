@@ -62,10 +62,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from replay.bench.compare import compare_table
-    from replay.bench.results import read_result
+    from replay.bench.compare import compare_table, runs_csv
+    from replay.bench.results import atomic_write_bytes, read_result
 
-    print(compare_table([read_result(p) for p in args.results]))
+    results = [read_result(p) for p in args.results]
+    print(compare_table(results))
+    if args.csv:
+        atomic_write_bytes(Path(args.csv), runs_csv(results).encode())
+        print(f"wrote {args.csv} ({len(results)} runs)")
     return 0
 
 
@@ -121,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
+    compare.add_argument("--csv", metavar="PATH", help="also write one row per run (seed, accuracies, time) to this CSV file")
     compare.set_defaults(func=cmd_compare)
 
     paired = sub.add_parser("paired", help="difference of two configurations, paired by seed (mean, 95%% interval, t-test)")

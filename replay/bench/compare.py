@@ -1,5 +1,5 @@
-"""``replay-bench compare``: a Markdown table of results grouped by (method, prior + params, stream);
-``replay-bench paired``: the difference between two configurations, paired by seed."""
+"""``replay-bench compare``: a Markdown table of results grouped by (method, prior + params, stream), or one
+CSV row per run; ``replay-bench paired``: the difference between two configurations, paired by seed."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from replay.bench.results import csv_text
 from replay.priors import prior_parameters
 
 
@@ -60,6 +61,25 @@ def compare_table(results: list[dict]) -> str:
         seeds = ",".join(str(r["seed"]) for r in sorted(members, key=lambda r: r["seed"]))
         lines.append("| " + " | ".join([method, prior, stream, seeds, mean_std(finals), *per_task, f"{speed:.1f}"]) + " |")
     return "\n".join(lines)
+
+
+def runs_csv(results: list[dict]) -> str:
+    """One row per run, in the table's order: what it ran, its seed, final average accuracy, final accuracy on
+    each task (empty beyond a stream's length) and its training time."""
+    n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
+    header = ["method", "precision", "prior", "prior_params", "stream", "n_experiences", "seed",
+              "final_average_accuracy", *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
+              "iterations_per_second"]
+    rows = []
+    for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
+        last = result["accuracy_matrix"][-1]
+        rows.append([result["method"], result["config"].get("precision", "fp32"), result["prior"] or "",
+                     shown_params(result), result["stream"], len(last), result["seed"],
+                     f"{result['final_average_accuracy']:.6f}",
+                     *[f"{last[j]:.6f}" if j < len(last) else "" for j in range(n_tasks)],
+                     f"{sum(result['train_seconds_per_experience']):.1f}",
+                     f"{result.get('iterations_per_second', float('nan')):.2f}"])
+    return csv_text(header, rows)
 
 
 def paired_difference(baseline: list[dict], other: list[dict]) -> dict[str, Any]:

@@ -1,12 +1,14 @@
-"""Result files: atomic JSON writes, the result schema, the environment record."""
+"""Result files: atomic JSON and CSV writes, the result schema, the environment record."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -40,6 +42,22 @@ def atomic_save_torch(obj: Any, path: Path) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """RFC 4180 CSV (comma-separated, quoted where needed) with a header line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_accuracy_csv(path: Path, matrix: Sequence[Sequence[float]]) -> None:
+    """The accuracy matrix in long form, one row per (training experience, evaluated experience): the file
+    a data frame reads directly. Rewritten after every experience, so a partial run has its curves too."""
+    rows = ((i, j, f"{acc:.6f}") for i, row in enumerate(matrix) for j, acc in enumerate(row))
+    atomic_write_bytes(path, csv_text(("after_experience", "eval_experience", "accuracy"), rows).encode())
 
 
 def read_result(path: Path | str) -> dict:

@@ -22,7 +22,7 @@ from avalanche.training.templates import SupervisedTemplate
 
 from replay import priors
 from replay.bench.config import ConfigError, resolve
-from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_json
+from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_accuracy_csv, write_json
 from replay.generators.vae import conv_vae, mlp_vae
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
@@ -32,6 +32,7 @@ from scenarios.streams import build_stream
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+ACCURACY_CSV = "accuracy.csv"
 
 
 class ProgressBar(SupervisedPlugin):
@@ -253,6 +254,7 @@ def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
         matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
         eval_seconds.append(time.perf_counter() - start)
         save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds, eval_seconds)
+        write_accuracy_csv(out_dir / ACCURACY_CSV, matrix)
         print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
     result = make_result(config, matrix, seconds, eval_seconds, strategy.device)
     write_json(out_dir / RESULT, result)
