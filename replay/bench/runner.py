@@ -24,6 +24,7 @@ from replay import priors
 from replay.bench.config import ConfigError, resolve
 from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_accuracy_csv, write_json
 from replay.generators.vae import conv_vae, mlp_vae
+from replay.metrics import ReplayLossMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
 from replay.plugins.common import adam
@@ -76,10 +77,20 @@ class Experiment:
     benchmark: Any
     strategy: SupervisedTemplate
     plugins: list = field(default_factory=list)
+    loss_metric: Optional[ReplayLossMetric] = None
 
     @property
     def replay_plugin(self) -> Optional[SupervisedPlugin]:
         return getattr(self.strategy, "replay_plugin", None)
+
+
+@dataclass
+class RunRecord:
+    """What a run has measured, one entry per finished experience; saved in every checkpoint."""
+    accuracy_matrix: list[list[float]] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    eval_seconds: list[Optional[float]] = field(default_factory=list)
+    replay_losses: list[Optional[dict[str, float]]] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -127,8 +138,9 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
 
     optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
     out_dir.mkdir(parents=True, exist_ok=True)
+    loss_metric = ReplayLossMetric() if method["name"] in ("gr", "bir") else None
     evaluator = EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True),
+        accuracy_metrics(experience=True, stream=True), *([loss_metric] if loss_metric else []),
         loggers=[TextLogger(open(out_dir / "log.txt", "a", buffering=1))],
     )
     plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
@@ -151,7 +163,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
-        return Experiment(config, benchmark, strategy, plugins)
+        return Experiment(config, benchmark, strategy, plugins, loss_metric)
 
     model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
     optimizer = adam(model.parameters(), **optimizer_args)
@@ -171,7 +183,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
         strategy = GenerativeReplay(model=model, optimizer=optimizer, generator=generator, replay_options=options,
                                     **common)
-    return Experiment(config, benchmark, strategy, plugins)
+    return Experiment(config, benchmark, strategy, plugins, loss_metric)
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
@@ -193,15 +205,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, experiment: Experiment, finished: int, matrix: list[list[float]],
-                    seconds: list[float], eval_seconds: list[float]) -> None:
+def save_checkpoint(path: Path, experiment: Experiment, finished: int, record: RunRecord) -> None:
     strategy = experiment.strategy
     atomic_save_torch({
         "config": experiment.config,
         "finished_experiences": finished,
-        "accuracy_matrix": matrix,
-        "train_seconds_per_experience": seconds,
-        "eval_seconds_per_experience": eval_seconds,
+        "accuracy_matrix": record.accuracy_matrix,
+        "train_seconds_per_experience": record.train_seconds,
+        "eval_seconds_per_experience": record.eval_seconds,
+        "replay_losses_per_experience": record.replay_losses,
         "model": strategy.model.state_dict(),
         "optimizer": strategy.optimizer.state_dict(),
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
@@ -216,7 +228,7 @@ def saved_config(state: dict) -> dict:
     return resolve(copy.deepcopy(state["config"]))
 
 
-def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, list, list]:
+def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, RunRecord]:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if saved_config(state) != experiment.config:
         raise ConfigError(f"{path} was written by a different config; use another --out or drop --resume")
@@ -230,8 +242,11 @@ def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, list, l
         plugin.load_state_dict(saved)
     set_rng_state(state["rng"])
     finished = state["finished_experiences"]
-    eval_seconds = state.get("eval_seconds_per_experience", [None] * finished)  # older checkpoints: unknown
-    return finished, state["accuracy_matrix"], state["train_seconds_per_experience"], eval_seconds
+    def recorded(key: str) -> list:  # older checkpoints did not record every measure yet: unknown
+        return state.get(key, [None] * finished)
+
+    return finished, RunRecord(state["accuracy_matrix"], state["train_seconds_per_experience"],
+                               recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"))
 
 
 def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
@@ -241,32 +256,36 @@ def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
     strategy, benchmark = experiment.strategy, experiment.benchmark
     n_experiences = len(benchmark.train_stream)
     checkpoint = out_dir / CHECKPOINT
-    finished, matrix, seconds, eval_seconds = 0, [], [], []
+    finished, record = 0, RunRecord()
     if resume and checkpoint.exists():
-        finished, matrix, seconds, eval_seconds = restore_checkpoint(checkpoint, experiment)
+        finished, record = restore_checkpoint(checkpoint, experiment)
     for index, experience in enumerate(benchmark.train_stream):
         if index < finished:
             continue
         start = time.perf_counter()
         strategy.train(experience, eval_streams=[])
-        seconds.append(time.perf_counter() - start)
+        record.train_seconds.append(time.perf_counter() - start)
+        losses = experiment.loss_metric.experience_means[-1] if experiment.loss_metric else None
+        record.replay_losses.append(losses)
         start = time.perf_counter()
-        matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
-        eval_seconds.append(time.perf_counter() - start)
-        save_checkpoint(checkpoint, experiment, index + 1, matrix, seconds, eval_seconds)
-        write_accuracy_csv(out_dir / ACCURACY_CSV, matrix)
-        print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in matrix[-1]), flush=True)
-    result = make_result(config, matrix, seconds, eval_seconds, strategy.device)
+        record.accuracy_matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
+        record.eval_seconds.append(time.perf_counter() - start)
+        save_checkpoint(checkpoint, experiment, index + 1, record)
+        write_accuracy_csv(out_dir / ACCURACY_CSV, record.accuracy_matrix)
+        print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in record.accuracy_matrix[-1]), flush=True)
+    result = make_result(config, record, strategy.device)
     write_json(out_dir / RESULT, result)
     return result
 
 
-def make_result(config: dict, matrix: list[list[float]], seconds: list[float],
-                eval_seconds: list[Optional[float]], device: torch.device) -> dict:
+def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
     """The result record. ``total_seconds`` is training plus the evaluation after every experience (the
     whole protocol's wall time, what the reference code's timings measure); None when a run resumed from a
-    checkpoint written before evaluation was timed."""
+    checkpoint written before evaluation was timed. ``replay_losses_per_experience``: the replay plugin's
+    named loss terms, averaged over each experience's iterations (None for methods without replay, and for
+    experiences finished before the record existed)."""
     iterations = config["iterations_per_experience"]
+    matrix, seconds, eval_seconds = record.accuracy_matrix, record.train_seconds, record.eval_seconds
     last = matrix[-1]
     return {
         "schema": SCHEMA,
@@ -284,6 +303,7 @@ def make_result(config: dict, matrix: list[list[float]], seconds: list[float],
         "total_train_seconds": float(sum(seconds)),
         "eval_seconds_per_experience": eval_seconds,
         "total_seconds": None if None in eval_seconds else float(sum(seconds) + sum(eval_seconds)),
+        "replay_losses_per_experience": record.replay_losses,
         "iterations_per_experience": iterations,
         "iterations_per_second": float(iterations * len(seconds) / sum(seconds)),
         "seconds_per_iteration": float(sum(seconds) / (iterations * len(seconds))),

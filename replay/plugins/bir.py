@@ -11,11 +11,11 @@ from avalanche.training.plugins import SupervisedPlugin
 
 from replay.models.bir import BIRModel
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    NamedLossTerms, ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, posterior_means, replay_weights,
 )
 
 
-class BrainInspiredReplayPlugin(SupervisedPlugin):
+class BrainInspiredReplayPlugin(NamedLossTerms, SupervisedPlugin):
     """BI-R on a strategy whose model is a :class:`BIRModel` (classifier and VAE in one network).
 
     Loss per iteration, every term named (reference: van de Ven et al. 2020, methods; REFERENCE.md section 3):
@@ -46,11 +46,6 @@ class BrainInspiredReplayPlugin(SupervisedPlugin):
     @property
     def t(self) -> int:
         return self.experiences_done + 1
-
-    @property
-    def last_losses(self) -> dict[str, float]:
-        """The named loss terms of the last iteration (kept as tensors; read only when asked for, no sync)."""
-        return {name: float(value) for name, value in self._losses.items()}
 
     def before_training_exp(self, strategy, **kwargs):
         if not isinstance(strategy.model, BIRModel):

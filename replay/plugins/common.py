@@ -1,5 +1,5 @@
 """Helpers shared by the replay plugins: optimiser, frozen copies, distillation, class bookkeeping, weighting,
-and the single forward pass of current plus replayed samples."""
+the single forward pass of current plus replayed samples, and the record of named loss terms."""
 from __future__ import annotations
 
 import copy
@@ -122,3 +122,24 @@ class ReplayAlongside:
         output = strategy.mb_output
         strategy.mb_output = output[:n]
         return output[n:]
+
+
+class NamedLossTerms:
+    """The named loss terms of a replay plugin's last training iteration.
+
+    A plugin stores detached tensors in ``_losses`` (no device sync per iteration); ``loss_tensors`` hands them
+    to ``replay.metrics.ReplayLossMetric``, which averages them on the device, and ``last_losses`` reads them as
+    floats.
+    """
+
+    _losses: dict[str, Tensor]
+
+    @property
+    def loss_tensors(self) -> dict[str, Tensor]:
+        """The last iteration's terms as detached tensors, by name."""
+        return dict(self._losses)
+
+    @property
+    def last_losses(self) -> dict[str, float]:
+        """The last iteration's terms as floats (reading them syncs with the device)."""
+        return {name: float(value) for name, value in self._losses.items()}

@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 from replay.generators.vae import VAE
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    NamedLossTerms, ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
 )
 
 TARGETS = ("hard", "soft")
 GENERATOR_SCHEDULES = ("alongside", "after")
 
 
-class GenerativeReplayPlugin(SupervisedPlugin):
+class GenerativeReplayPlugin(NamedLossTerms, SupervisedPlugin):
     """Turns any ``SupervisedTemplate`` into generative replay.
 
     Each training iteration (from the second experience on):
@@ -38,7 +38,8 @@ class GenerativeReplayPlugin(SupervisedPlugin):
     after each experience, on current data plus replay.
     At the end of each experience the prior's hook runs and frozen copies of generator and solver are taken.
 
-    Attributes ``last_losses`` hold the named terms of the last iteration.
+    ``last_losses`` holds the named terms of the last training iteration of the strategy: ``current`` and
+    ``replay`` (the solver's, unweighted) and ``generator`` (its weighted total; alongside schedule only).
     """
 
     trains_after_iteration = True  # the generator's step (see MixedPrecision)
@@ -84,11 +85,6 @@ class GenerativeReplayPlugin(SupervisedPlugin):
     @property
     def t(self) -> int:
         return self.experiences_done + 1
-
-    @property
-    def last_losses(self) -> dict[str, float]:
-        """The named loss terms of the last iteration (kept as tensors; read only when asked for, no sync)."""
-        return {name: float(value) for name, value in self._losses.items()}
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -136,7 +132,7 @@ class GenerativeReplayPlugin(SupervisedPlugin):
         self._losses["generator"] = loss.detach()
 
     def before_forward(self, strategy, **kwargs):
-        self._replay = None
+        self._replay, self._losses = None, {}
         if self.frozen_generator is not None:
             self._replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
             self.alongside.attach(strategy, self._replay[0])
