@@ -268,3 +268,18 @@ def test_cifar_path_end_to_end_on_synthetic_files(tmp_path, capsys):
                      *SMALL]) == 0, capsys.readouterr()
         result = read_result(out / "result.json")
         assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
+
+
+def test_binarized_shift_script_reports_the_runs_radius_against_the_plain_kl(mnist_root, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", str(REPO / "configs/split_mnist/gr_binarized_gaussian.yaml"), "--out", str(out),
+                 "--set", f"stream.root={mnist_root}", "--set", "iterations_per_experience=3", *SMALL]) == 0
+    output = subprocess.run([sys.executable, str(REPO / "scripts/binarized_shift.py"), str(out), "--radii", "0", "0.01",
+                             "--per-task", "50"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True, check=True).stdout
+    assert "gr with binarized_gaussian (r = 0.01), 250 test images after 5 experiences" in output
+    plain = [line for line in output.splitlines() if line.startswith("  r = 0:")][0]
+    run = [line for line in output.splitlines() if line.startswith("  r = 0.01 (the run):")][0]
+    assert "(+0.00%)" in plain  # r = 0 is the plain KL
+    kl_plain, kl_run = (float(line.split("KL ")[1].split(" nats")[0]) for line in (plain, run))
+    assert kl_run != kl_plain
