@@ -7,6 +7,10 @@
 #   bash scripts/reproduce_split_mnist.sh binarized-seeds
 # The same for BI-R, GMM against binarized GMM (r = 0.002):
 #   bash scripts/reproduce_split_mnist.sh bir-binarized-seeds
+# Control for both: the binarized Gaussian with r = 0 is the Gaussian prior exactly (same KL, samples shifted by
+# 0), but it still draws the +-r signs, so its runs differ from the Gaussian's only in the random stream
+# (seeds 0-9, one torch thread):
+#   bash scripts/reproduce_split_mnist.sh rng-control
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O="--threads 1 --out runs/split_mnist --seeds 0 1 2"
@@ -40,5 +44,10 @@ case "${1:-all}" in
     for prior in bernoulli intel_clustered intel_sparse cg_bpef; do grid configs/split_mnist/bir_$prior.yaml; done ;;
   binarized-seeds)      paired_seeds gr_gaussian gr_binarized_gaussian ;;   # r = 0.01 (seed 000)
   bir-binarized-seeds)  paired_seeds bir_gmm bir_binarized_gmm ;;           # r = 0.002 (seed 000)
+  rng-control)
+    for seed in 0 1 2 3 4 5 6 7 8 9; do
+      python scripts/run_grid.py configs/split_mnist/gr_binarized_gaussian.yaml --set prior.r=0 --tag r0 --threads 1 \
+          --out runs/split_mnist --seeds $seed
+    done ;;
 esac
 replay-bench compare runs/split_mnist/*/seed*/result.json
