@@ -10,6 +10,8 @@ from torch import Tensor
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
+from replay.plugins.common import NamedLossTerms
+
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
@@ -113,10 +115,10 @@ def accumulate(totals: dict[str, tuple[float, int]], name: str, total: float, co
     totals[name] = (previous + total, seen + count)
 
 
-def loss_source(strategy: SupervisedTemplate):
+def loss_source(strategy: SupervisedTemplate) -> NamedLossTerms:
     """The strategy's replay plugin (the first plugin with named loss terms)."""
     for plugin in strategy.plugins:
-        if hasattr(plugin, "loss_tensors"):
+        if isinstance(plugin, NamedLossTerms):
             return plugin
     raise ValueError("ReplayLossMetric needs a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
                      "strategy's plugins")
