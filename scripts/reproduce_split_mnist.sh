@@ -9,7 +9,7 @@
 #   bash scripts/reproduce_split_mnist.sh bir-binarized-seeds
 # Control for both: the binarized Gaussian with r = 0 is the Gaussian prior exactly (same KL, samples shifted by
 # 0), but it still draws the +-r signs, so its runs differ from the Gaussian's only in the random stream
-# (seeds 0-9, one torch thread):
+# (seeds 0-9, one torch thread; first a rerun of the Gaussian's seed 0):
 #   bash scripts/reproduce_split_mnist.sh rng-control
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,8 @@ case "${1:-all}" in
   binarized-seeds)      paired_seeds gr_gaussian gr_binarized_gaussian ;;   # r = 0.01 (seed 000)
   bir-binarized-seeds)  paired_seeds bir_gmm bir_binarized_gmm ;;           # r = 0.002 (seed 000)
   rng-control)
+    # first the Gaussian's seed 0 again with today's code: is a rerun bit-for-bit the stored run?
+    python scripts/run_grid.py configs/split_mnist/gr_gaussian.yaml --tag rerun --threads 1 --out runs/split_mnist --seeds 0
     for seed in 0 1 2 3 4 5 6 7 8 9; do
       python scripts/run_grid.py configs/split_mnist/gr_binarized_gaussian.yaml --set prior.r=0 --tag r0 --threads 1 \
           --out runs/split_mnist --seeds $seed
