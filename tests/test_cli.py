@@ -47,6 +47,8 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     assert result["total_seconds"] == pytest.approx(sum(train) + sum(evaluation))
     assert result["seconds_per_iteration"] == pytest.approx(1 / result["iterations_per_second"])
     assert result["environment"]["threads"] >= 1 and result["config"]["model"]["hidden"] == [32, 32]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert result["environment"]["git_commit"] == (head or None)  # the code that produced it (None outside git)
     assert result["config"]["precision"] == "bf16"
     losses = result["replay_losses_per_experience"]
     assert len(losses) == 5 and set(losses[0]) == {"classification_current", "recon_current", "reg_current"}

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -80,6 +81,21 @@ def results_in(folder: Path | str) -> list[dict]:
     return [read_result(p) for p in paths]
 
 
+def source_version() -> dict[str, Any]:
+    """The git commit of this package's source and whether tracked files differ from it (None outside a git
+    checkout, e.g. an installed wheel): a result can then be traced to the code that produced it."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, check=True,
+                              timeout=10).stdout.strip()
+
+    try:
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     import avalanche
 
@@ -91,6 +107,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
+        **source_version(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
