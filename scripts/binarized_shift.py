@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from replay.bench.runner import CHECKPOINT, build_experiment, saved_config
+from replay.bench.runner import load_run
 from replay.priors.divergences import binarized_gaussian_kl
 
 
@@ -57,14 +57,8 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="data root (default: the run's)")
     args = parser.parse_args()
     for folder in map(Path, args.runs):
-        state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
-        config = saved_config(state)
-        if args.root:
-            config["stream"]["root"] = args.root
-        experiment = build_experiment(config, folder)
-        model = experiment.strategy.model
-        model.load_state_dict(state["model"])
-        experiment.replay_plugin.load_state_dict(state["replay_plugin"], model)
+        experiment, state = load_run(folder, args.root)
+        config, model = experiment.config, experiment.strategy.model
         prior = getattr(experiment.replay_plugin, "generator", model).prior
         mu, logvar, labels = encoded_test_images(experiment, args.per_task)
         mean, logvar_p = prior_modes(prior, labels, mu)

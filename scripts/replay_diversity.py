@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from replay.bench.runner import CHECKPOINT, build_experiment, saved_config
+from replay.bench.runner import load_run
 
 
 @torch.no_grad()
@@ -58,15 +58,8 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="data root (default: the run's)")
     args = parser.parse_args()
     for folder in map(Path, args.runs):
-        state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
-        config = saved_config(state)
-        if args.root:
-            config["stream"]["root"] = args.root
-        experiment = build_experiment(config, Path(folder))
-        model = experiment.strategy.model
-        model.load_state_dict(state["model"])
-        if experiment.replay_plugin is not None:
-            experiment.replay_plugin.load_state_dict(state["replay_plugin"], model)
+        experiment, _ = load_run(folder, args.root)
+        config, model = experiment.config, experiment.strategy.model
         model.eval()
         test = [(x, y) for e in experiment.benchmark.test_stream
                 for x, y, *_ in torch.utils.data.DataLoader(e.dataset, batch_size=len(e.dataset))]

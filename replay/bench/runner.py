@@ -249,6 +249,22 @@ def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, RunReco
                                recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"))
 
 
+def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment, dict]:
+    """A run's experiment holding its last checkpoint's model and replay state, with the checkpoint itself (for
+    analyses of finished runs); ``root`` replaces the data root the run used."""
+    folder = Path(folder)
+    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
+    config = saved_config(state)
+    if root:
+        config["stream"]["root"] = root
+    experiment = build_experiment(config, folder)
+    model = experiment.strategy.model
+    model.load_state_dict(state["model"])
+    if experiment.replay_plugin is not None:
+        experiment.replay_plugin.load_state_dict(state["replay_plugin"], model)
+    return experiment, state
+
+
 def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
     """Run one config to completion (or from its last checkpoint with ``resume``); return the result dict."""
     out_dir = Path(out_dir)
