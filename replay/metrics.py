@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class ReplayLossMetric(PluginMetric[dict]):
     """Means of a replay plugin's named loss terms (``GenerativeReplayPlugin``: ``current``, ``replay``,
     ``generator``; ``BrainInspiredReplayPlugin``: ``classification``/``recon``/``reg``, each ``_current`` and
-    ``_replay``, and ``distillation_replay`` when distilling).
+    ``_replay``; with distillation, ``classification_replay`` is the distillation loss).
 
     Every ``every`` training iterations it emits the window's mean of each term as
     ``ReplayLoss_MB/<term>/train_phase/train_stream`` (x = the training iterations seen so far), and at the
