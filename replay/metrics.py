@@ -39,6 +39,7 @@ class ReplayLossMetric(PluginMetric[dict]):
         self._experience: dict[str, tuple[float, int]] = {}  # (sum, iterations) per term, from finished windows
         self._iterations = 0
         self._on_device = False
+        self._source: Optional[NamedLossTerms] = None
 
     def result(self) -> dict:
         return self.experience_means[-1] if self.experience_means else {}
@@ -49,10 +50,10 @@ class ReplayLossMetric(PluginMetric[dict]):
     def before_training_exp(self, strategy: SupervisedTemplate) -> None:
         self._on_device = strategy.device.type != "cpu"
         self._window, self._experience = TermSums(self._on_device), {}
-        loss_source(strategy)  # fails here, before any training, when no replay plugin is attached
+        self._source = loss_source(strategy)  # fails here, before any training, when no replay plugin is attached
 
     def after_training_iteration(self, strategy: SupervisedTemplate) -> Optional[list[MetricValue]]:
-        self._window.add(loss_source(strategy).loss_tensors)
+        self._window.add(self._source.loss_tensors)
         self._iterations += 1
         return self._close_window() if self._window.iterations >= self.every else None
 

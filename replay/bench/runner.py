@@ -242,6 +242,7 @@ def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, RunReco
         plugin.load_state_dict(saved)
     set_rng_state(state["rng"])
     finished = state["finished_experiences"]
+
     def recorded(key: str) -> list:  # older checkpoints did not record every measure yet: unknown
         return state.get(key, [None] * finished)
 

@@ -128,8 +128,8 @@ class NamedLossTerms:
     """The named loss terms of a replay plugin's last training iteration.
 
     A plugin stores detached tensors in ``_losses`` (no device sync per iteration); ``loss_tensors`` hands them
-    to ``replay.metrics.ReplayLossMetric``, which averages them on the device, and ``last_losses`` reads them as
-    floats.
+    to ``replay.metrics.ReplayLossMetric`` (which sums them on the device on accelerators), and ``last_losses``
+    reads them as floats.
     """
 
     _losses: dict[str, Tensor]
