@@ -9,9 +9,9 @@ class-conditional. Otherwise they are drawn unconditionally and grouped by the f
 decode to one image per class has a ratio near 0. Replay of that kind keeps old classes poorly.
 
 For GR it also reports the replay as the plugin draws it (unconditional samples, labelled by the solver):
-the share of each class among them and how confident the final solver is (mean top probability, share of
-samples whose top probability is below 0.9). A generator that under-represents a class, or whose samples fall
-between classes, replays that class poorly.
+the share of each class among them (and of each experience's classes), and how confident the final solver
+is (mean top probability, share of samples whose top probability is below 0.9). A generator that
+under-represents a class, or whose samples fall between classes, replays that class poorly.
 
     python scripts/replay_diversity.py runs/split_mnist/bir_cgm/seed0 runs/split_mnist/bir_gmm/seed0
 """
@@ -43,12 +43,15 @@ def class_samples(experiment, n: int, classes: list[int]) -> dict[int, torch.Ten
 
 @torch.no_grad()
 def replay_balance(experiment, n: int, n_classes: int) -> str:
-    """Class shares and solver confidence of ``n`` unconditional generator samples (GR's replay)."""
+    """Class and experience shares and solver confidence of ``n`` unconditional generator samples (GR's replay)."""
     x = experiment.replay_plugin.generator.eval().generate(n)
     top, predicted = torch.softmax(experiment.strategy.model(x), 1).max(1)
     shares = torch.bincount(predicted, minlength=n_classes)[:n_classes].float() / n
+    per_experience = [shares[list(e.classes_in_this_experience)].sum().item() for e in experiment.benchmark.train_stream]
     return (f"  GR replay (unconditional, {n} samples): class shares {' '.join(f'{v:.3f}' for v in shares.tolist())}; "
-            f"min {shares.min():.3f}; mean top probability {top.mean():.3f}; share below 0.9 {(top < 0.9).float().mean():.3f}")
+            f"min {shares.min():.3f}; classes below {0.2 / n_classes:.2%}: {(shares < 0.2 / n_classes).sum().item()}; "
+            f"mean top probability {top.mean():.3f}; share below 0.9 {(top < 0.9).float().mean():.3f}\n"
+            f"  GR replay by experience: {' '.join(f'{v:.3f}' for v in per_experience)}")
 
 
 def main() -> int:
