@@ -2,8 +2,8 @@
 from replay.plugins import (
     BrainInspiredReplayPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask,
 )
-from replay.metrics import ReplayLossMetric
+from replay.metrics import ReplayLossMetric, ReplayShareMetric
 
 __version__ = "0.1.0"
 __all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches",
-           "MixedPrecision", "ReplayLossMetric"]
+           "MixedPrecision", "ReplayLossMetric", "ReplayShareMetric"]

@@ -1,8 +1,9 @@
-"""Avalanche metrics of the replay plugins: their named loss terms, through ``EvaluationPlugin`` and its loggers."""
+"""Avalanche metrics of the replay plugins, through ``EvaluationPlugin`` and its loggers: their named loss terms
+(``ReplayLossMetric``) and how their replay divides among the earlier experiences (``ReplayShareMetric``)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -10,7 +11,7 @@ from torch import Tensor
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
-from replay.plugins.common import NamedLossTerms
+from replay.plugins.common import ReplayTrace
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
@@ -39,7 +40,7 @@ class ReplayLossMetric(PluginMetric[dict]):
         self._experience: dict[str, tuple[float, int]] = {}  # (sum, iterations) per term, from finished windows
         self._iterations = 0
         self._on_device = False
-        self._source: Optional[NamedLossTerms] = None
+        self._source: Optional[ReplayTrace] = None
 
     def result(self) -> dict:
         return self.experience_means[-1] if self.experience_means else {}
@@ -50,7 +51,7 @@ class ReplayLossMetric(PluginMetric[dict]):
     def before_training_exp(self, strategy: SupervisedTemplate) -> None:
         self._on_device = strategy.device.type != "cpu"
         self._window, self._experience = TermSums(self._on_device), {}
-        self._source = loss_source(strategy)  # fails here, before any training, when no replay plugin is attached
+        self._source = replay_source(strategy)  # fails here, before any training, when no replay plugin is attached
 
     def after_training_iteration(self, strategy: SupervisedTemplate) -> Optional[list[MetricValue]]:
         self._window.add(self._source.loss_tensors)
@@ -75,6 +76,68 @@ class ReplayLossMetric(PluginMetric[dict]):
 
     def __str__(self) -> str:
         return "ReplayLoss"
+
+
+class ReplayShareMetric(PluginMetric[list]):
+    """Share of each earlier experience in the replay an experience trained on.
+
+    Each replayed sample counts for the experience that introduced the class the frozen previous model sees in
+    it (``last_replay_classes`` of the replay plugin: with GR's hard targets, its training label). Uniform
+    replay gives each of the t - 1 earlier experiences 1/(t - 1); GR's unconditional replay need not (its
+    generator and solver decide what is replayed), BI-R's conditional replay draws the classes uniformly.
+    At the end of each experience with replay it emits ``ReplayShare_Exp/FromExpMMM/train_phase/train_stream/ExpNNN``
+    for each earlier experience MMM; ``experience_shares`` keeps one list of shares per finished experience
+    (None for the first). Counts are summed on the strategy's device and read once per experience.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.experience_shares: list[Optional[list[float]]] = []
+        self._counts: Optional[Tensor] = None
+        self._origins: Optional[Tensor] = None
+        self._iterations = 0
+        self._source: Optional[ReplayTrace] = None
+
+    def result(self) -> Optional[list[float]]:
+        return self.experience_shares[-1] if self.experience_shares else None
+
+    def reset(self) -> None:
+        self.experience_shares = []
+
+    def before_training_exp(self, strategy: SupervisedTemplate) -> None:
+        self._source = replay_source(strategy)
+        self._origins = class_origins(strategy.experience, strategy.device)
+        self._counts = None
+
+    def after_training_iteration(self, strategy: SupervisedTemplate) -> None:
+        self._iterations += 1
+        classes = self._source.last_replay_classes
+        if classes is not None:
+            counts = torch.bincount(self._origins[classes], minlength=strategy.experience.current_experience)
+            self._counts = counts if self._counts is None else self._counts + counts
+
+    def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
+        if self._counts is None:
+            self.experience_shares.append(None)
+            return []
+        shares = (self._counts / self._counts.sum()).tolist()
+        self.experience_shares.append(shares)
+        experience = strategy.experience.current_experience
+        return [MetricValue(self, f"ReplayShare_Exp/FromExp{origin:03d}/train_phase/train_stream/Exp{experience:03d}",
+                            share, self._iterations) for origin, share in enumerate(shares)]
+
+    def __str__(self) -> str:
+        return "ReplayShare"
+
+
+def class_origins(experience: Any, device: torch.device) -> Tensor:
+    """Index of the experience that introduced each class, up to the given one (-1 for classes not seen yet)."""
+    stream = experience.origin_stream
+    introduced = [stream[index].classes_in_this_experience for index in range(experience.current_experience + 1)]
+    origins = torch.full((1 + max(max(classes) for classes in introduced),), -1, dtype=torch.long)
+    for index, classes in reversed(list(enumerate(introduced))):
+        origins[torch.as_tensor(list(classes), dtype=torch.long)] = index
+    return origins.to(device)
 
 
 class TermSums:
@@ -116,10 +179,10 @@ def accumulate(totals: dict[str, tuple[float, int]], name: str, total: float, co
     totals[name] = (previous + total, seen + count)
 
 
-def loss_source(strategy: SupervisedTemplate) -> NamedLossTerms:
-    """The strategy's replay plugin (the first plugin with named loss terms)."""
+def replay_source(strategy: SupervisedTemplate) -> ReplayTrace:
+    """The strategy's replay plugin (the first plugin that keeps a replay trace)."""
     for plugin in strategy.plugins:
-        if isinstance(plugin, NamedLossTerms):
+        if isinstance(plugin, ReplayTrace):
             return plugin
-    raise ValueError("ReplayLossMetric needs a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
+    raise ValueError("the replay metrics need a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
                      "strategy's plugins")

@@ -54,6 +54,10 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     assert len(losses) == 5 and set(losses[0]) == {"classification_current", "recon_current", "reg_current"}
     assert all({"classification_replay", "recon_replay", "reg_replay"} <= set(terms) for terms in losses[1:])
     assert "ReplayLoss_Exp/recon_replay/train_phase/train_stream/Exp004" in (out / "log.txt").read_text()
+    shares = result["replay_shares_per_experience"]
+    assert shares[0] is None and [len(row) for row in shares[1:]] == [1, 2, 3, 4]
+    assert all(sum(row) == pytest.approx(1.0) for row in shares[1:])
+    assert "ReplayShare_Exp/FromExp003/train_phase/train_stream/Exp004" in (out / "log.txt").read_text()
     assert (out / "checkpoint.pt").exists() and (out / "log.txt").stat().st_size > 0
     with open(out / "accuracy.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -85,6 +89,7 @@ def test_resume_after_kill_gives_the_same_matrix(mnist_root, tmp_path):
     second = json.loads((tmp_path / "killed" / "result.json").read_text())
     assert second["accuracy_matrix"] == first["accuracy_matrix"]
     assert second["replay_losses_per_experience"] == first["replay_losses_per_experience"]  # kept in the checkpoint
+    assert second["replay_shares_per_experience"] == first["replay_shares_per_experience"]
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root, tmp_path):
@@ -95,6 +100,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
     del checkpoint["config"]["precision"]  # as written before the key was added
     del checkpoint["eval_seconds_per_experience"]  # and before evaluation was timed
     del checkpoint["replay_losses_per_experience"]  # and before the replay losses were recorded
+    del checkpoint["replay_shares_per_experience"]  # and their shares
     checkpoint["finished_experiences"] = 4  # as if killed during the last experience
     checkpoint["accuracy_matrix"] = checkpoint["accuracy_matrix"][:4]
     checkpoint["train_seconds_per_experience"] = checkpoint["train_seconds_per_experience"][:4]
@@ -103,7 +109,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
     result = read_result(tmp_path / "result.json")
     assert len(result["eval_seconds_per_experience"]) == 5 and result["total_seconds"] is None
     assert len(result["accuracy_matrix"]) == len(result["train_seconds_per_experience"]) == 5
-    assert result["replay_losses_per_experience"] == [None] * 5  # unknown for 4, none for naive
+    assert result["replay_losses_per_experience"] == result["replay_shares_per_experience"] == [None] * 5
     assert main(args + ["--set", "model.latent_dim=9", "--resume"]) != 0  # a real change is still refused
 
 

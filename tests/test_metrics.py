@@ -1,4 +1,5 @@
-"""ReplayLossMetric: the replay plugins' named loss terms through Avalanche's EvaluationPlugin and loggers."""
+"""The replay metrics through Avalanche's EvaluationPlugin and loggers: ReplayLossMetric (the plugins' named loss
+terms) and ReplayShareMetric (how their replay divides among the earlier experiences)."""
 from __future__ import annotations
 
 import math
@@ -13,9 +14,11 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 
 from replay import BrainInspiredReplayPlugin, GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.generators import mlp_vae
-from replay.metrics import ReplayLossMetric
+from replay.metrics import ReplayLossMetric, ReplayShareMetric
 from replay.models import BIRModel, MLPClassifier
 from replay.priors import build
+from scenarios.streams import class_incremental_benchmark
+from tests.helpers import blobs
 
 
 class Collect(BaseLogger):
@@ -100,7 +103,7 @@ def test_without_a_replay_plugin_it_fails_before_training(tiny_stream):
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters()), train_mb_size=32,
                      plugins=[IterationBudget(5)],
                      evaluator=EvaluationPlugin(ReplayLossMetric(), loggers=[]))
-    with pytest.raises(ValueError, match="needs a GenerativeReplayPlugin or BrainInspiredReplayPlugin"):
+    with pytest.raises(ValueError, match="need a GenerativeReplayPlugin or BrainInspiredReplayPlugin"):
         strategy.train(tiny_stream.train_stream[0])
     with pytest.raises(ValueError, match="every must be >= 1"):
         ReplayLossMetric(every=0)
@@ -125,3 +128,53 @@ def test_device_sums_equal_float_sums():
         assert totals["a"][0] == pytest.approx(expected["a"], rel=1e-6) and totals["a"][1] == 7
         assert totals["b"][0] == pytest.approx(expected["b"], rel=1e-6)
         assert totals["c"] == (pytest.approx(3 + 4 + 5 + 6), 4)
+
+
+class ClassSpy(SupervisedPlugin):
+    """The replayed classes of every iteration, per experience (the record the shares are checked against)."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.source, self.per_experience = source, []
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.per_experience.append([])
+
+    def after_training_iteration(self, strategy, **kwargs):
+        if self.source.last_replay_classes is not None:
+            self.per_experience[-1].append(self.source.last_replay_classes.clone())
+
+
+def three_experience_stream():
+    """6 classes of 16-dim blobs in 3 experiences: classes 0-1, 2-3, 4-5."""
+    train, test = blobs(6, 100, 16, seed=1)
+    return class_incremental_benchmark(train, test, 3, list(range(6)), name="blobs")
+
+
+@pytest.mark.parametrize("setup", ["gr", "bir"])
+def test_replay_shares_count_each_replayed_sample_for_the_experience_of_its_class(setup):
+    torch.manual_seed(0)
+    if setup == "gr":
+        generator = mlp_vae((16,), build("gaussian", latent_dim=4), hidden=(32,))
+        model, plugin = MLPClassifier((16,), 6, (32,)), GenerativeReplayPlugin(generator, lr=1e-2)
+    else:
+        model = BIRModel((16,), 6, build("gmm", latent_dim=4, n_classes=6), (32, 32), gate_prop=0.5)
+        plugin = BrainInspiredReplayPlugin()
+    metric, logger, spy = ReplayShareMetric(), Collect(), ClassSpy(plugin)
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), train_mb_size=32,
+                     train_epochs=1, eval_mb_size=256,
+                     plugins=[plugin, SeenUnitsMask(), IterationBudget(40), spy],
+                     evaluator=EvaluationPlugin(metric, loggers=[logger]))
+    for experience in three_experience_stream().train_stream:
+        strategy.train(experience)
+    first, second, third = metric.experience_shares
+    assert first is None and not spy.per_experience[0]  # no replay while learning the first experience
+    assert second == [1.0]  # only classes 0-1 can be replayed
+    replayed = torch.cat(spy.per_experience[2])
+    assert len(spy.per_experience[2]) == 40 and bool((replayed < 4).all())  # one replay batch per iteration
+    from_first = float((replayed < 2).float().mean())  # an independent count: classes 0-1 came with experience 0
+    assert third == pytest.approx([from_first, 1 - from_first])
+    logged = {name: value for name, value, _ in logger.values}
+    assert logged["ReplayShare_Exp/FromExp000/train_phase/train_stream/Exp002"] == pytest.approx(from_first)
+    if setup == "bir":  # conditional replay draws the classes uniformly, and the frozen model recognises them
+        assert 0.35 < from_first < 0.65

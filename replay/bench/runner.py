@@ -24,7 +24,7 @@ from replay import priors
 from replay.bench.config import ConfigError, resolve
 from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_accuracy_csv, write_json
 from replay.generators.vae import conv_vae, mlp_vae
-from replay.metrics import ReplayLossMetric
+from replay.metrics import ReplayLossMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
 from replay.plugins.common import adam
@@ -78,6 +78,7 @@ class Experiment:
     strategy: SupervisedTemplate
     plugins: list = field(default_factory=list)
     loss_metric: Optional[ReplayLossMetric] = None
+    share_metric: Optional[ReplayShareMetric] = None
 
     @property
     def replay_plugin(self) -> Optional[SupervisedPlugin]:
@@ -91,6 +92,7 @@ class RunRecord:
     train_seconds: list[float] = field(default_factory=list)
     eval_seconds: list[Optional[float]] = field(default_factory=list)
     replay_losses: list[Optional[dict[str, float]]] = field(default_factory=list)
+    replay_shares: list[Optional[list[float]]] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -138,9 +140,10 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
 
     optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
     out_dir.mkdir(parents=True, exist_ok=True)
-    loss_metric = ReplayLossMetric() if method["name"] in ("gr", "bir") else None
+    replays = method["name"] in ("gr", "bir")
+    loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replays else (None, None)
     evaluator = EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True), *([loss_metric] if loss_metric else []),
+        accuracy_metrics(experience=True, stream=True), *([loss_metric, share_metric] if replays else []),
         loggers=[TextLogger(open(out_dir / "log.txt", "a", buffering=1))],
     )
     plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
@@ -163,7 +166,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
-        return Experiment(config, benchmark, strategy, plugins, loss_metric)
+        return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)
 
     model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
     optimizer = adam(model.parameters(), **optimizer_args)
@@ -183,7 +186,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
         strategy = GenerativeReplay(model=model, optimizer=optimizer, generator=generator, replay_options=options,
                                     **common)
-    return Experiment(config, benchmark, strategy, plugins, loss_metric)
+    return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
@@ -214,6 +217,7 @@ def save_checkpoint(path: Path, experiment: Experiment, finished: int, record: R
         "train_seconds_per_experience": record.train_seconds,
         "eval_seconds_per_experience": record.eval_seconds,
         "replay_losses_per_experience": record.replay_losses,
+        "replay_shares_per_experience": record.replay_shares,
         "model": strategy.model.state_dict(),
         "optimizer": strategy.optimizer.state_dict(),
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
@@ -247,7 +251,8 @@ def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, RunReco
         return state.get(key, [None] * finished)
 
     return finished, RunRecord(state["accuracy_matrix"], state["train_seconds_per_experience"],
-                               recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"))
+                               recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"),
+                               recorded("replay_shares_per_experience"))
 
 
 def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment, dict]:
@@ -282,8 +287,8 @@ def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
         start = time.perf_counter()
         strategy.train(experience, eval_streams=[])
         record.train_seconds.append(time.perf_counter() - start)
-        losses = experiment.loss_metric.experience_means[-1] if experiment.loss_metric else None
-        record.replay_losses.append(losses)
+        record.replay_losses.append(experiment.loss_metric.experience_means[-1] if experiment.loss_metric else None)
+        record.replay_shares.append(experiment.share_metric.experience_shares[-1] if experiment.share_metric else None)
         start = time.perf_counter()
         record.accuracy_matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
         record.eval_seconds.append(time.perf_counter() - start)
@@ -299,8 +304,9 @@ def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
     """The result record. ``total_seconds`` is training plus the evaluation after every experience (the
     whole protocol's wall time, what the reference code's timings measure); None when a run resumed from a
     checkpoint written before evaluation was timed. ``replay_losses_per_experience``: the replay plugin's
-    named loss terms, averaged over each experience's iterations (None for methods without replay, and for
-    experiences finished before the record existed)."""
+    named loss terms, averaged over each experience's iterations; ``replay_shares_per_experience``: the share
+    of each earlier experience in each experience's replay (``ReplayShareMetric``). Both None for methods
+    without replay and for experiences finished before the record existed; the shares also for the first."""
     iterations = config["iterations_per_experience"]
     matrix, seconds, eval_seconds = record.accuracy_matrix, record.train_seconds, record.eval_seconds
     last = matrix[-1]
@@ -321,6 +327,7 @@ def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
         "eval_seconds_per_experience": eval_seconds,
         "total_seconds": None if None in eval_seconds else float(sum(seconds) + sum(eval_seconds)),
         "replay_losses_per_experience": record.replay_losses,
+        "replay_shares_per_experience": record.replay_shares,
         "iterations_per_experience": iterations,
         "iterations_per_second": float(iterations * len(seconds) / sum(seconds)),
         "seconds_per_iteration": float(sum(seconds) / (iterations * len(seconds))),

@@ -11,11 +11,11 @@ from avalanche.training.plugins import SupervisedPlugin
 
 from replay.models.bir import BIRModel
 from replay.plugins.common import (
-    NamedLossTerms, ReplayAlongside, ReplayClasses, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    ReplayAlongside, ReplayClasses, ReplayTrace, distillation_loss, frozen_copy, posterior_means, replay_weights,
 )
 
 
-class BrainInspiredReplayPlugin(NamedLossTerms, SupervisedPlugin):
+class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     """BI-R on a strategy whose model is a :class:`BIRModel` (classifier and VAE in one network).
 
     Loss per iteration, every term named (reference: van de Ven et al. 2020, methods; REFERENCE.md section 3):
@@ -29,7 +29,9 @@ class BrainInspiredReplayPlugin(NamedLossTerms, SupervisedPlugin):
       by softmax(scores / T) and the prior gets those probabilities (hard labels without distillation);
     * total: ``(1/t) * current + (1 - 1/t) * replay``.
     Internal replay needs no switch here: a model with a frozen feature extractor generates and replays
-    features. ``last_losses`` holds each named term of the last iteration.
+    features. ``last_losses`` holds each named term of the last iteration, ``last_replay_classes`` the frozen
+    model's top class for each replayed sample (the label it is trained on without distillation; with
+    conditional replay, the drawn class when the frozen model recognises its own samples).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
@@ -64,9 +66,10 @@ class BrainInspiredReplayPlugin(NamedLossTerms, SupervisedPlugin):
         return {"classes": classes, "x": x, "teacher_scores": scores}
 
     def before_forward(self, strategy, **kwargs):
-        self._replay = None
+        self._replay, self.last_replay_classes = None, None
         if self.frozen_model is not None:
             self._replay = self.draw_replay(self.replay_size or len(strategy.mb_y))
+            self.last_replay_classes = self.classes.top_previous(self._replay["teacher_scores"])
             self.alongside.attach_inputs(strategy, torch.cat([strategy.model.to_replay_space(strategy.mb_x), self._replay["x"]]))
 
     def after_forward(self, strategy, **kwargs):
@@ -83,7 +86,7 @@ class BrainInspiredReplayPlugin(NamedLossTerms, SupervisedPlugin):
             probs = active_probs.new_zeros(len(scores), model.n_classes).index_copy_(1, classes.active, active_probs)
             return {"gate": model.context_gate(class_probs=probs), "prior": {"probs": probs},
                     "classification": distillation_loss(scores, active_probs, self.temperature)}
-        labels = classes.previous[replay["teacher_scores"].argmax(1)]
+        labels = self.last_replay_classes
         return {"gate": model.context_gate(classes=labels), "prior": {"labels": labels},
                 "classification": F.cross_entropy(scores, classes.positions(labels))}
 

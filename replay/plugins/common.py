@@ -1,5 +1,5 @@
 """Helpers shared by the replay plugins: optimiser, frozen copies, distillation, class bookkeeping, weighting,
-the single forward pass of current plus replayed samples, and the record of named loss terms."""
+the single forward pass of current plus replayed samples, and the trace of each iteration's replay."""
 from __future__ import annotations
 
 import copy
@@ -75,6 +75,10 @@ class ReplayClasses:
     def draw_previous(self, n: int) -> Tensor:
         return self.previous[torch.randint(len(self.previous), (n,), device=self.previous.device)]
 
+    def top_previous(self, teacher_scores: Tensor) -> Tensor:
+        """Class id of each row's highest teacher score (scores over ``previous``, in its order)."""
+        return self.previous[teacher_scores.argmax(1)]
+
     def positions(self, classes: Tensor) -> Tensor:
         """Index of each class id within ``active``."""
         return torch.searchsorted(self.active, classes)
@@ -124,15 +128,18 @@ class ReplayAlongside:
         return output[n:]
 
 
-class NamedLossTerms:
-    """The named loss terms of a replay plugin's last training iteration.
+class ReplayTrace:
+    """What a replay plugin's last training iteration did: its named loss terms and the classes it replayed.
 
     A plugin stores detached tensors in ``_losses`` (no device sync per iteration); ``loss_tensors`` hands them
     to ``replay.metrics.ReplayLossMetric`` (which sums them on the device on accelerators), and ``last_losses``
-    reads them as floats.
+    reads them as floats. ``last_replay_classes`` holds, for each replayed sample of the iteration, the class
+    the frozen previous model sees in it (its top class over the previous classes; with hard targets, the label
+    the sample is trained on), or None without replay: ``replay.metrics.ReplayShareMetric`` counts them.
     """
 
     _losses: dict[str, Tensor]
+    last_replay_classes: Optional[Tensor] = None
 
     @property
     def loss_tensors(self) -> dict[str, Tensor]:

@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 from replay.generators.vae import VAE
 from replay.plugins.common import (
-    NamedLossTerms, ReplayAlongside, ReplayClasses, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    ReplayAlongside, ReplayClasses, ReplayTrace, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
 )
 
 TARGETS = ("hard", "soft")
 GENERATOR_SCHEDULES = ("alongside", "after")
 
 
-class GenerativeReplayPlugin(NamedLossTerms, SupervisedPlugin):
+class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     """Turns any ``SupervisedTemplate`` into generative replay.
 
     Each training iteration (from the second experience on):
@@ -39,7 +39,8 @@ class GenerativeReplayPlugin(NamedLossTerms, SupervisedPlugin):
     At the end of each experience the prior's hook runs and frozen copies of generator and solver are taken.
 
     ``last_losses`` holds the named terms of the last training iteration of the strategy: ``current`` and
-    ``replay`` (the solver's, unweighted) and ``generator`` (its weighted total; alongside schedule only).
+    ``replay`` (the solver's, unweighted) and ``generator`` (its weighted total; alongside schedule only);
+    ``last_replay_classes`` the frozen solver's label of each replayed sample.
     """
 
     trains_after_iteration = True  # the generator's step (see MixedPrecision)
@@ -103,7 +104,7 @@ class GenerativeReplayPlugin(NamedLossTerms, SupervisedPlugin):
 
     def replay_labels(self, target_scores: Tensor) -> Tensor:
         """Hard labels (class ids) of replayed samples: argmax of the frozen solver over previous classes."""
-        return self.classes.previous[target_scores.argmax(1)]
+        return self.classes.top_previous(target_scores)
 
     def generator_loss(self, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
         """Weighted sum over samples of ``recon + reg / n_inputs`` (labels go to class-aware priors)."""
@@ -132,9 +133,10 @@ class GenerativeReplayPlugin(NamedLossTerms, SupervisedPlugin):
         self._losses["generator"] = loss.detach()
 
     def before_forward(self, strategy, **kwargs):
-        self._replay, self._losses = None, {}
+        self._replay, self._losses, self.last_replay_classes = None, {}, None
         if self.frozen_generator is not None:
             self._replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
+            self.last_replay_classes = self.replay_labels(self._replay[1])
             self.alongside.attach(strategy, self._replay[0])
 
     def after_forward(self, strategy, **kwargs):
