@@ -312,3 +312,31 @@ def test_replay_diversity_script_groups_gr_replay_shares_by_the_runs_experiences
     assert sum(experience_shares) == pytest.approx(1.0, abs=3e-3)
     for share, members in zip(experience_shares, classes):  # rounded to 3 digits on both sides
         assert share == pytest.approx(sum(class_shares[c] for c in members), abs=2.5e-3)
+
+
+def test_shares_averages_the_seeds_that_recorded_them_and_draws_one_panel_per_configuration(tmp_path, capsys):
+    def with_shares(path, method, seed, shares):
+        result = json.loads(fake_result(path, method, seed, [0.9, 0.9, 0.9, 0.9]).read_text())
+        result["replay_shares_per_experience"] = shares
+        path.write_text(json.dumps(result))
+        return str(path)
+
+    files = [with_shares(tmp_path / "gr0.json", "gr", 0, [None, [1.0], [0.8, 0.2], [0.6, 0.3, 0.1]]),
+             with_shares(tmp_path / "gr1.json", "gr", 1, [None, [1.0], [0.6, 0.4], [0.4, 0.3, 0.3]]),
+             with_shares(tmp_path / "gr2.json", "gr", 2, [None, None, None, None]),  # resumed from an older checkpoint
+             with_shares(tmp_path / "bir0.json", "bir", 0, [None, [1.0], [0.5, 0.5], [0.3, 0.4, 0.3]])]
+    from replay.bench.results import read_result
+    from replay.bench.shares import mean_shares
+    means = mean_shares([read_result(f) for f in files[:3]])
+    assert sorted(means) == [1, 2, 3] and means[2] == pytest.approx([0.7, 0.3])
+    capsys.readouterr()
+    assert main(["shares", *files, "--out", str(tmp_path / "shares.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| bir | gmm | 4 | 0.300 0.400 0.300 | 0.90 |"
+    assert lines[3] == "| gr | gmm | 4 | 0.500 0.300 0.200 | 0.60 |"  # seeds 0 and 1 averaged; the smallest is 0.2 x 3
+    assert lines[4] == f"wrote {tmp_path / 'shares.png'}" and (tmp_path / "shares.png").stat().st_size > 10_000
+    no_shares = str(fake_result(tmp_path / "old.json", "gr", 0, [0.9, 0.9]))
+    assert main(["shares", no_shares]) == 2
+    assert "none of these results recorded replay shares" in capsys.readouterr().err
+    assert main(["shares", *files, "--out", str(tmp_path / "shares.pdf")]) == 2
+    assert capsys.readouterr().out == ""  # a bad figure path stops it before the table is printed

@@ -61,6 +61,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shares(args: argparse.Namespace) -> int:
+    from replay.bench.results import read_result
+    from replay.bench.shares import plot_shares, shares_table
+
+    results = [read_result(p) for p in args.results]
+    figure = plot_shares(results, Path(args.out)) if args.out else None
+    print(shares_table(results))
+    if figure:
+        print(f"wrote {figure}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from replay.bench.compare import compare_table, runs_csv
     from replay.bench.results import atomic_write_bytes, read_result
@@ -122,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", required=True, help="figure path (.png or .svg)")
     plot.add_argument("--ymin", type=float, default=0.0, help="lower limit of the accuracy axes (default 0)")
     plot.set_defaults(func=cmd_plot)
+
+    shares = sub.add_parser("shares", help="each earlier experience's share of the replay (table, and a figure with --out)")
+    shares.add_argument("results", nargs="+")
+    shares.add_argument("--out", help="figure path (.png or .svg): stacked shares per experience, one panel per configuration")
+    shares.set_defaults(func=cmd_shares)
 
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
