@@ -35,6 +35,16 @@ def test_binarized_with_r_zero_is_the_gaussian_kl_to_the_last_digit():
     assert torch.equal(BinarizedGaussian(6, r=0.0).regularizer(mu, logvar, mu), Gaussian(6).regularizer(mu, logvar, mu))
 
 
+def test_binarized_with_r_zero_draws_the_gaussians_samples_but_moves_the_random_stream_on():
+    """The premise of the r = 0 control runs: the same latents as the Gaussian prior from the same random state,
+    with extra random numbers drawn (the +-r signs), so every later draw of the run differs."""
+    torch.manual_seed(0)
+    plain, after_plain = Gaussian(6).sample(500), torch.rand(3)
+    torch.manual_seed(0)
+    control, after_control = BinarizedGaussian(6, r=0.0).sample(500), torch.rand(3)
+    assert torch.equal(control, plain) and not torch.equal(after_control, after_plain)
+
+
 def test_gaussian_kl_matches_torch_distributions():
     mu, logvar = posterior()
     q, p = Normal(mu, (0.5 * logvar).exp()), Normal(torch.zeros(6), torch.ones(6))
