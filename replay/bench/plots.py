@@ -92,11 +92,19 @@ def make_figure(results: list[dict], ymin: float = 0.0) -> Figure:
     return fig
 
 
-def plot_results(results: list[dict], out: Path, ymin: float = 0.0) -> list[Path]:
+def check_figure_path(out: Path) -> None:
+    """Raise, before any drawing, when the figure's format cannot be told from its suffix."""
     if out.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"figure path {out} must end in .png or .svg")
-    fig = make_figure(results, ymin)
+
+
+def save_figure(fig: Figure, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
-    return [out]
+    return out
+
+
+def plot_results(results: list[dict], out: Path, ymin: float = 0.0) -> list[Path]:
+    check_figure_path(out)
+    return [save_figure(make_figure(results, ymin), out)]

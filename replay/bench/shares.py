@@ -8,10 +8,11 @@ configuration with a stacked bar per experience (a uniform replay gives equal se
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from replay.bench.compare import group_results
-from replay.bench.plots import label_of, plt
+from replay.bench.plots import check_figure_path, label_of, plt, save_figure
 
 
 def mean_shares(members: list[dict]) -> dict[int, np.ndarray]:
@@ -45,8 +46,7 @@ def shares_table(results: list[dict]) -> str:
 
 
 def plot_shares(results: list[dict], out: Path) -> Path:
-    if out.suffix.lower() not in (".png", ".svg"):
-        raise ValueError(f"figure path {out} must end in .png or .svg")
+    check_figure_path(out)
     groups = groups_with_shares(results)
     n_origins = max(len(s) for shares in groups.values() for s in shares.values())
     colours = plt.get_cmap("viridis")(np.linspace(0, 1, n_origins))
@@ -61,7 +61,4 @@ def plot_shares(results: list[dict], out: Path) -> Path:
                title=label_of(key), xticks=[index + 1 for index in shares])
     axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5), title="experience")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
