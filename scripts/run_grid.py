@@ -5,7 +5,9 @@
     python scripts/run_grid.py configs/split_mnist/gr_binarized_gaussian.yaml --set prior.r=0.1 --tag r0.1
 
 Results land in OUT/<config name>[_<tag>]/seed<N>/result.json; finished seeds are skipped, killed ones
-resumed from their last checkpoint. ``--threads`` sets torch's intra-op threads of each process.
+resumed from their last checkpoint. ``--published DIR`` also skips the seeds whose result was copied to
+DIR/<config name>[_<tag>]/seed<N>.json (as in ``results/``), to go on with a grid from a fresh clone.
+``--threads`` sets torch's intra-op threads of each process.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def main() -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", default="runs")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--published", default=None, metavar="DIR", help="skip seeds with DIR/<name>/seed<N>.json")
     args = parser.parse_args()
     name = Path(args.config).stem + (f"_{args.tag}" if args.tag else "")
     env = dict(os.environ)
@@ -33,6 +36,10 @@ def main() -> int:
         out = Path(args.out) / name / f"seed{seed}"
         if (out / "result.json").exists():
             print(f"{out}: done, skipped", flush=True)
+            continue
+        published = Path(args.published) / name / f"seed{seed}.json" if args.published else None
+        if published is not None and published.exists():
+            print(f"{published}: published, skipped", flush=True)
             continue
         cmd = [sys.executable, "-m", "replay.bench.cli", "run", args.config, "--seed", str(seed), "--out", str(out), "--resume",
                "--set", "progress=false"]
