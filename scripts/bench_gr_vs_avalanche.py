@@ -14,49 +14,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
-import numpy as np
 import torch
-from avalanche.benchmarks.classic import SplitMNIST
-from avalanche.evaluation.metrics import accuracy_metrics
-from avalanche.training import GenerativeReplay as AvalancheGenerativeReplay
-from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 
 from replay.bench.config import resolve
 from replay.bench.runner import run
-from replay.models import MLPClassifier
+from replay.bench.yardstick import CARD_EPOCHS, run_avalanche_gr
 from scenarios.data import fetch_mnist
-
-
-class CountIterations(SupervisedPlugin):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def after_training_iteration(self, strategy, **kwargs):
-        self.count += 1
-
-
-def run_avalanche(epochs: int, seed: int, root: str) -> dict:
-    torch.manual_seed(seed)
-    benchmark = SplitMNIST(n_experiences=5, seed=seed, dataset_root=root)
-    model = MLPClassifier((1, 28, 28), 10, (400, 400))
-    counter = CountIterations()
-    strategy = AvalancheGenerativeReplay(
-        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), train_mb_size=128, train_epochs=epochs,
-        eval_mb_size=1000, plugins=[counter],
-        evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
-    seconds = 0.0
-    for experience in benchmark.train_stream:
-        start = time.perf_counter()
-        strategy.train(experience)
-        seconds += time.perf_counter() - start
-    metrics = strategy.eval(benchmark.test_stream)
-    accuracies = [metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{j:03d}"]
-                  if f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{j:03d}" in metrics
-                  else metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}"] for j in range(5)]
-    return {"accuracy": float(np.mean(accuracies)), "seconds": seconds, "iterations": counter.count}
 
 
 def run_ours(iterations: int, seed: int, root: str, precision: str) -> dict:
@@ -65,30 +29,30 @@ def run_ours(iterations: int, seed: int, root: str, precision: str) -> dict:
                       "precision": precision})
     with tempfile.TemporaryDirectory() as out:
         result = run(config, out)
-    return {"accuracy": result["final_average_accuracy"], "seconds": result["total_train_seconds"],
+    return {"accuracy": result["final_average_accuracy"], "train_seconds": result["total_train_seconds"],
             "iterations": iterations * 5}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=21)
+    parser.add_argument("--epochs", type=int, default=CARD_EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default="data")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                         help="precisions of our runs (Avalanche's always runs in fp32)")
     args = parser.parse_args()
     fetch_mnist(args.root)
-    theirs = run_avalanche(args.epochs, args.seed, args.root)
+    theirs = run_avalanche_gr(args.epochs, args.seed, args.root)
     runs = [("Avalanche GenerativeReplay", theirs)]
     for precision in args.precisions:
         runs.append((f"replay GR (gaussian) {precision}", run_ours(round(theirs["iterations"] / 5), args.seed,
                                                                    args.root, precision)))
     print(f"threads={torch.get_num_threads()} seed={args.seed}")
     for name, r in runs:
-        print(f"{name:32s} final avg acc {r['accuracy']:.4f}  train {r['seconds']:7.1f} s  "
-              f"{r['iterations']} solver iterations  {1e3 * r['seconds'] / r['iterations']:6.2f} ms/iteration")
+        print(f"{name:32s} final avg acc {r['accuracy']:.4f}  train {r['train_seconds']:7.1f} s  "
+              f"{r['iterations']} solver iterations  {1e3 * r['train_seconds'] / r['iterations']:6.2f} ms/iteration")
     for name, ours in runs[1:]:
-        ratio = (ours["seconds"] / ours["iterations"]) / (theirs["seconds"] / theirs["iterations"])
+        ratio = (ours["train_seconds"] / ours["iterations"]) / (theirs["train_seconds"] / theirs["iterations"])
         print(f"time per iteration, {name} / Avalanche's: {ratio:.3f}")
     return 0
 

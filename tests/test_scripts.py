@@ -1,4 +1,4 @@
-"""Reproduction scripts: which seeds the grid runner launches."""
+"""Reproduction and benchmark scripts: which seeds the grid runner launches; the speed yardstick."""
 from __future__ import annotations
 
 import importlib.util
@@ -45,3 +45,13 @@ def test_run_grid_launches_only_seeds_neither_finished_nor_published(tmp_path, m
 def test_run_grid_without_published_results_launches_every_unfinished_seed(tmp_path, monkeypatch, flag):
     launched = run_grid(monkeypatch, "configs/split_mnist/gr_gaussian.yaml", "--seeds", "0", "1", "--out", str(tmp_path), *flag)
     assert seeds_of(launched) == ["0", "1"]
+
+
+def test_scaled_reference_scales_the_card_time_by_the_yardstick_ratio():
+    from replay.bench.yardstick import CARD_SECONDS, scaled_reference
+
+    # a machine on which Avalanche's GR takes 1.5x the card's time would take 1.5x the reference's time too
+    assert scaled_reference(213.0, 1.5 * CARD_SECONDS["avalanche_gr"]) == pytest.approx(319.5)
+    assert scaled_reference(100.0, 50.0, avalanche_on_card=200.0) == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="positive"):
+        scaled_reference(213.0, 0.0)

@@ -1,0 +1,78 @@
+"""A yardstick for wall times: Avalanche's own ``GenerativeReplay`` in the card's setting, run in the same command.
+
+The reference code's times on the card (REFERENCE.md section 5: BI-R 213 s for the whole split-MNIST run, GR
+about 40 iterations/s) were measured once, on one of our machines, beside Avalanche 0.6's ``GenerativeReplay``
+(its default generator, an MLP 784-400-400 solver, batch 128, 21 epochs per experience): 264 s. Our machines'
+speed varies from session to session (the same bf16 BI-R run, same code and result, took 126 s in one session
+and 193 s in another), so a ratio against the card's constant measures the machine as much as the code.
+Running Avalanche's GR here, now, and scaling the card's figures by how much longer or shorter it takes than on
+the card's machine estimates what the reference code would take on this machine today:
+
+    reference_here = reference_on_card * avalanche_here / avalanche_on_card
+
+This assumes both workloads (fp32 PyTorch training loops of the same size) slow down alike; it is an
+estimate, and it says so wherever it is printed.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from avalanche.benchmarks.classic import SplitMNIST
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.training import GenerativeReplay as AvalancheGenerativeReplay
+from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
+
+from replay.models import MLPClassifier
+
+#: the card's wall times, in seconds, of whole split-MNIST runs on the card's machine (REFERENCE.md section 5)
+CARD_SECONDS = {"avalanche_gr": 264.0, "reference_bir": 213.0, "reference_gr": 10_000 / 40.0}
+CARD_EPOCHS = 21
+
+
+class CountIterations(SupervisedPlugin):
+    """Counts training iterations (Avalanche's strategy runs epochs, not a fixed number of iterations)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.count += 1
+
+
+def run_avalanche_gr(epochs: int = CARD_EPOCHS, seed: int = 0, root: str = "data") -> dict:
+    """Avalanche's ``GenerativeReplay`` on split MNIST (5 experiences) with its defaults and our MLP solver.
+
+    Returns the final average accuracy (class-incremental), the training seconds, the whole protocol's seconds
+    (training plus the final evaluation; data loading and set-up excluded, as in our results' ``total_seconds``)
+    and the number of solver iterations.
+    """
+    torch.manual_seed(seed)
+    benchmark = SplitMNIST(n_experiences=5, seed=seed, dataset_root=root)
+    model = MLPClassifier((1, 28, 28), 10, (400, 400))
+    counter = CountIterations()
+    strategy = AvalancheGenerativeReplay(
+        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), train_mb_size=128, train_epochs=epochs,
+        eval_mb_size=1000, plugins=[counter],
+        evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
+    start, train_seconds = time.perf_counter(), 0.0
+    for experience in benchmark.train_stream:
+        started = time.perf_counter()
+        strategy.train(experience)
+        train_seconds += time.perf_counter() - started
+    metrics = strategy.eval(benchmark.test_stream)
+    accuracies = [value for name, value in metrics.items() if name.startswith("Top1_Acc_Exp/eval_phase/test_stream/")]
+    if len(accuracies) != 5:
+        raise RuntimeError(f"expected 5 per-experience accuracies from Avalanche, got {len(accuracies)}")
+    return {"accuracy": float(np.mean(accuracies)), "train_seconds": train_seconds,
+            "seconds": time.perf_counter() - start, "iterations": counter.count}
+
+
+def scaled_reference(reference_on_card: float, avalanche_here: float,
+                     avalanche_on_card: float = CARD_SECONDS["avalanche_gr"]) -> float:
+    """The card's reference time scaled by this machine's speed today, as Avalanche's GR measures it."""
+    if reference_on_card <= 0 or avalanche_here <= 0 or avalanche_on_card <= 0:
+        raise ValueError("wall times must be positive")
+    return reference_on_card * avalanche_here / avalanche_on_card
