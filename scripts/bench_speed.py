@@ -11,9 +11,12 @@ runs prints its speed-up over that estimate, and over the card's raw figure. Our
 a session too, so ``--rounds`` repeats the whole sequence (yardstick included) and the last line gives the
 median speed-up of each run over the rounds. ``--no-yardstick`` skips it (ratios then only against the card's
 constants). ``--hidden 8 8 --latent-dim 4`` shrinks the networks so that the matrix products cost almost
-nothing: what is left is the pipeline's overhead (no reference figure then). Run on an otherwise idle machine.
+nothing: what is left is the pipeline's overhead (no reference figure then). With a checkout of the reference
+code, ``--reference-command`` (one method only; run in ``--reference-cwd``) times its run in every round and
+the speed-up is taken over that measured time instead. Run on an otherwise idle machine.
 
     python scripts/bench_speed.py [--methods bir gr] [--precisions fp32 bf16] [--rounds 1] [--no-yardstick]
+                                  [--reference-command CMD --reference-cwd DIR]
                                   [--seed 1] [--root data] [--iterations 2000] [--hidden 400 400] [--latent-dim 100]
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 
 from replay.bench.config import resolve
 from replay.bench.runner import run
-from replay.bench.yardstick import CARD_SECONDS, run_avalanche_gr, scaled_reference
+from replay.bench.yardstick import CARD_SECONDS, run_avalanche_gr, scaled_reference, time_command
 from scenarios.data import fetch_mnist
 
 DEFAULT_HIDDEN, DEFAULT_LATENT = [400, 400], 100
@@ -57,6 +60,8 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-yardstick", dest="yardstick", action="store_false")
+    parser.add_argument("--reference-command", help="shell command running the reference code's protocol, timed each round")
+    parser.add_argument("--reference-cwd", help="folder to run --reference-command in (the reference's checkout)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--root", default="data")
@@ -65,12 +70,17 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.reference_command and len(args.methods) != 1:
+        parser.error("--reference-command times one method's reference run: give --methods with a single method")
     fetch_mnist(args.root)
     print(f"threads={torch.get_num_threads()} hidden={args.hidden} latent={args.latent_dim} "
           f"iterations/experience={args.iterations} rounds={args.rounds}", flush=True)
     speedups: dict[str, list[float]] = defaultdict(list)
     for round_ in range(1, args.rounds + 1):
-        avalanche = None
+        avalanche = measured = None
+        if args.reference_command:
+            measured = time_command(args.reference_command, args.reference_cwd)
+            print(f"round {round_}: reference code, measured here: {measured:.1f} s", flush=True)
         if args.yardstick:
             avalanche = run_avalanche_gr(root=args.root)["seconds"]
             print(f"round {round_}: yardstick, Avalanche GR (card's setting): {avalanche:.1f} s here, "
@@ -90,11 +100,16 @@ def main() -> int:
                     line += f"; reference code on the card {reference:.0f} s: x{reference / seconds:.2f}"
                     if avalanche is not None:
                         estimate = scaled_reference(reference, avalanche)
-                        speedups[f"{method} {precision}"].append(estimate / seconds)
                         line += f", scaled to this machine now (estimate) {estimate:.0f} s: x{estimate / seconds:.2f}"
+                        if measured is None:
+                            speedups[f"{method} {precision}"].append(estimate / seconds)
+                if measured is not None:
+                    speedups[f"{method} {precision}"].append(measured / seconds)
+                    line += f"; reference code measured here {measured:.1f} s: x{measured / seconds:.2f}"
                 print(line, flush=True)
     if speedups:
-        print("median speed-up over the scaled reference estimate: " + "; ".join(
+        against = "the measured reference run" if args.reference_command else "the scaled reference estimate"
+        print(f"median speed-up over {against}: " + "; ".join(
             f"{name} x{statistics.median(values):.2f} ({len(values)} rounds)" for name, values in speedups.items()))
     return 0
 

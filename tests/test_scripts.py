@@ -55,3 +55,11 @@ def test_scaled_reference_scales_the_card_time_by_the_yardstick_ratio():
     assert scaled_reference(100.0, 50.0, avalanche_on_card=200.0) == pytest.approx(25.0)
     with pytest.raises(ValueError, match="positive"):
         scaled_reference(213.0, 0.0)
+
+
+def test_time_command_times_a_shell_command_and_fails_loudly():
+    from replay.bench.yardstick import time_command
+
+    assert time_command(f"{sys.executable} -c 'import time; time.sleep(0.2)'") >= 0.2
+    with pytest.raises(RuntimeError, match="exit status 3"):
+        time_command("exit 3")

@@ -15,7 +15,9 @@ estimate, and it says so wherever it is printed.
 """
 from __future__ import annotations
 
+import subprocess
 import time
+from typing import Optional
 
 import numpy as np
 import torch
@@ -76,3 +78,16 @@ def scaled_reference(reference_on_card: float, avalanche_here: float,
     if reference_on_card <= 0 or avalanche_here <= 0 or avalanche_on_card <= 0:
         raise ValueError("wall times must be positive")
     return reference_on_card * avalanche_here / avalanche_on_card
+
+
+def time_command(command: str, cwd: Optional[str] = None) -> float:
+    """Whole wall time of a shell command (e.g. the reference code's run from its checkout, start-up included).
+
+    Raises if the command fails, so that a broken run is never taken for a fast one.
+    """
+    start = time.perf_counter()
+    completed = subprocess.run(command, shell=True, cwd=cwd)
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise RuntimeError(f"reference command failed with exit status {completed.returncode}: {command}")
+    return seconds

@@ -27,9 +27,10 @@ class _BernoulliNLLPerUnit(torch.autograd.Function):
 
     Written as ``relu(a) - x*a - log(sigmoid(|a|))``, which is exact (softplus(a) = relu(a) + softplus(-|a|) and
     softplus(-|a|) = -log sigmoid(|a|)) and stable for any logit (sigmoid(|a|) lies in [0.5, 1)). Same value as
-    ``F.binary_cross_entropy_with_logits`` to float rounding and the same gradient, at about 0.55x its cost
-    (forward + backward, ``scripts/bench_bernoulli_nll.py``): torch's kernel goes through ``log1p``, which is
-    not vectorised in this build (0.55 ms for a 256 x 784 batch, against 0.12 ms for ``log``).
+    ``F.binary_cross_entropy_with_logits`` to float rounding and the same gradient. Its speed against torch's
+    kernel depends on the machine (``scripts/bench_bernoulli_nll.py``, forward + backward, 256 x 784): 0.54x
+    torch's time in one session, where torch's ``log1p`` ran 4.6x slower than ``log``; 1.07-1.09x in another,
+    where ``log1p`` ran faster than ``log`` (README, speed section).
     """
 
     @staticmethod
