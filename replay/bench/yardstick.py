@@ -11,7 +11,8 @@ the card's machine estimates what the reference code would take on this machine 
     reference_here = reference_on_card * avalanche_here / avalanche_on_card
 
 This assumes both workloads (fp32 PyTorch training loops of the same size) slow down alike; it is an
-estimate, and it says so wherever it is printed.
+estimate, and it says so wherever it is printed. Where a checkout of the reference code is at hand,
+``time_command`` times its own run instead, and the estimate is not needed.
 """
 from __future__ import annotations
 
