@@ -132,10 +132,12 @@ def test_status_tells_finished_from_partial_runs(mnist_root, tmp_path, capsys):
 
 
 def fake_result(path: Path, method: str, seed: int, last: list[float], prior: str = "gmm",
-                prior_params: dict | None = None, precision: str = "fp32", stream: str = "split_mnist") -> Path:
+                prior_params: dict | None = None, precision: str = "fp32", stream: str = "split_mnist",
+                method_options: dict | None = None) -> Path:
     n = len(last)
     matrix = [[0.9 if j <= i else 0.0 for j in range(n)] for i in range(n - 1)] + [last]
-    result = {"schema": "replay-bench/result/v1", "config": {"precision": precision}, "method": method,
+    config = {"precision": precision, **({"method": {"name": method, **method_options}} if method_options else {})}
+    result = {"schema": "replay-bench/result/v1", "config": config, "method": method,
               "prior": prior, "prior_params": prior_params or {"soft": "mc"}, "stream": stream, "n_experiences": n, "seed": seed,
               "accuracy_matrix": matrix, "final_average_accuracy": sum(last) / n,
               "train_seconds_per_experience": [1.0] * n, "total_train_seconds": float(n), "iterations_per_experience": 10,
@@ -181,8 +183,8 @@ def test_compare_writes_one_csv_row_per_run(tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith(f"wrote {tmp_path / 'runs.csv'} (3 runs)")
     with open(tmp_path / "runs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["method"], r["precision"], r["prior_params"], r["seed"]) for r in rows] == [
-        ("bir", "bf16", "", "0"), ("gr", "fp32", "r=0.01", "0"), ("gr", "fp32", "r=0.01", "1")]
+    assert [(r["method"], r["precision"], r["replay_chunk"], r["prior_params"], r["seed"]) for r in rows] == [
+        ("bir", "bf16", "1", "", "0"), ("gr", "fp32", "1", "r=0.01", "0"), ("gr", "fp32", "1", "r=0.01", "1")]
     assert float(rows[1]["final_average_accuracy"]) == pytest.approx(2.2 / 3, abs=1e-6)
     assert [rows[0][f"task_{j}"] for j in (1, 2, 3)] == ["0.700000", "0.900000", ""]  # a shorter stream
     assert rows[2]["task_1"] == "0.600000" and rows[2]["total_train_seconds"] == "3.0"
@@ -193,13 +195,17 @@ def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):
     files = [fake_result(tmp_path / "a.json", "bir", 0, [0.5], "cgm", defaults),
              fake_result(tmp_path / "b.json", "bir", 0, [0.7], "cgm", {**defaults, "variance": 1.0}),
              fake_result(tmp_path / "c.json", "bir", 0, [0.6], "cgm", defaults, precision="bf16"),
-             fake_result(tmp_path / "d.json", "gr", 0, [0.9], "binarized_gaussian", {"r": 0.01})]
+             fake_result(tmp_path / "d.json", "gr", 0, [0.9], "binarized_gaussian", {"r": 0.01}),
+             fake_result(tmp_path / "e.json", "bir", 0, [0.6], "cgm", defaults, precision="bf16",
+                         method_options={"replay_chunk": 16}),
+             fake_result(tmp_path / "f.json", "bir", 1, [0.6], "cgm", defaults, method_options={"replay_chunk": 1})]
     capsys.readouterr()
     assert main(["compare", *map(str, files)]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
-    assert [row.split(" | ")[:2] for row in rows] == [
-        ["| bir", "cgm"], ["| bir", "cgm (variance=1.0)"], ["| bir (bf16)", "cgm"],
-        ["| gr", "binarized_gaussian (r=0.01)"]]  # r is shown even at its default
+    assert [row.split(" | ")[:2] + [row.split(" | ")[3]] for row in rows] == [
+        ["| bir", "cgm", "0,1"], ["| bir", "cgm (variance=1.0)", "0"], ["| bir (bf16)", "cgm", "0"],
+        ["| bir (bf16, replay_chunk 16)", "cgm", "0"],
+        ["| gr", "binarized_gaussian (r=0.01)", "0"]]  # r is shown even at its default
 
 
 def test_paired_reports_the_per_seed_difference_its_interval_and_the_t_test(tmp_path, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,28 @@ def test_time_command_times_a_shell_command_and_fails_loudly():
     assert time_command(f"{sys.executable} -c 'import time; time.sleep(0.2)'") >= 0.2
     with pytest.raises(RuntimeError, match="exit status 3"):
         time_command("exit 3")
+
+
+def test_time_command_keeps_the_output_off_the_terminal_and_shows_its_tail_on_failure(tmp_path, capfd):
+    from replay.bench.yardstick import time_command
+
+    log = tmp_path / "run.log"
+    time_command("echo progress; echo more >&2", log=str(log))
+    assert log.read_text().split() == ["progress", "more"]
+    assert capfd.readouterr().out == ""
+    with pytest.raises(RuntimeError, match="(?s)exit status 2.*line 9"):
+        time_command("for i in 1 2 3 4 5 6 7 8 9; do echo line $i; done; exit 2")
+
+
+def test_bench_speed_against_a_measured_reference_times_our_run_as_a_whole_process(mnist_root):
+    """With --reference-command, our run is a separate ``replay-bench run`` process configured like the in-process one."""
+    output = subprocess.run(
+        [sys.executable, str(REPO / "scripts/bench_speed.py"), "--methods", "bir", "--iterations", "2",
+         "--hidden", "8", "8", "--latent-dim", "4", "--no-yardstick", "--root", str(mnist_root),
+         "--reference-command", f"{sys.executable} -c 'import time; time.sleep(0.5)'"],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout
+    run_line = next(line for line in output.splitlines() if line.startswith("round 1: bir fp32"))
+    assert len(re.search(r"per experience \[([^\]]*)\]", run_line).group(1).split(",")) == 5
+    assert "no reference figure (the networks differ" in run_line  # the process honoured --hidden/--latent-dim
+    assert "as a whole process" in run_line
+    assert "median speed-up over the measured reference run: bir fp32" in output

@@ -25,10 +25,18 @@ def prior_label(result: dict) -> str:
     return f"{prior} ({params})" if params else prior
 
 
+def replay_chunk(result: dict) -> int:
+    """How many iterations of replay the run drew at once (1 in runs from before the option existed)."""
+    return result["config"].get("method", {}).get("replay_chunk", 1)
+
+
 def method_label(result: dict) -> str:
-    """The method's name, marked when the run trained in another precision than fp32."""
+    """The method's name, marked when the run trained in another precision than fp32 or drew its replay in
+    chunks: settings that leave the method unchanged but change the run."""
     precision = result["config"].get("precision", "fp32")
-    return result["method"] if precision == "fp32" else f"{result['method']} ({precision})"
+    marks = ([precision] if precision != "fp32" else []) + ([f"replay_chunk {replay_chunk(result)}"]
+                                                             if replay_chunk(result) != 1 else [])
+    return f"{result['method']} ({', '.join(marks)})" if marks else result["method"]
 
 
 def group_key(result: dict) -> tuple:
@@ -67,13 +75,13 @@ def runs_csv(results: list[dict]) -> str:
     """One row per run, in the table's order: what it ran, its seed, final average accuracy, final accuracy on
     each task (empty beyond a stream's length) and its training time."""
     n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
-    header = ["method", "precision", "prior", "prior_params", "stream", "n_experiences", "seed",
+    header = ["method", "precision", "replay_chunk", "prior", "prior_params", "stream", "n_experiences", "seed",
               "final_average_accuracy", *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
               "iterations_per_second"]
     rows = []
     for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
         last = result["accuracy_matrix"][-1]
-        rows.append([result["method"], result["config"].get("precision", "fp32"), result["prior"] or "",
+        rows.append([result["method"], result["config"].get("precision", "fp32"), replay_chunk(result), result["prior"] or "",
                      shown_params(result), result["stream"], len(last), result["seed"],
                      f"{result['final_average_accuracy']:.6f}",
                      *[f"{last[j]:.6f}" if j < len(last) else "" for j in range(n_tasks)],

@@ -30,6 +30,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "joint": {},
     "gr": {
         "replay_size": None,            # replayed samples per iteration (None: the training batch size)
+        "replay_chunk": 1,              # draw the replay of this many iterations at once (same distribution)
         "targets": "hard",              # hard | soft (distillation)
         "temperature": 2.0,
         "generator_schedule": "alongside",  # alongside | after
@@ -38,6 +39,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     },
     "bir": {
         "replay_size": None,
+        "replay_chunk": 1,
         "distill": True,                # soft targets (T^2-scaled) for replayed samples; False: hard labels
         "temperature": 2.0,
         "conditional": True,            # replay a chosen class from its prior mode; False: unconditional z

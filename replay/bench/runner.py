@@ -162,7 +162,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                          gate_prop=gate_prop if method["gating"] else 0.0,
                          class_to_context=gate_contexts(config, benchmark),
                          feature_extractor=extractor if internal else None, seed=config["seed"])
-        options = dict(replay_size=method["replay_size"], distill=method["distill"],
+        options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"], distill=method["distill"],
                        temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
@@ -181,6 +181,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
         else:
             generator = mlp_vae(benchmark.input_shape, prior, generator_hidden)
         options = dict(lr=optimizer_args["lr"], betas=optimizer_args["betas"], replay_size=method["replay_size"],
+                       replay_chunk=method["replay_chunk"],
                        targets=method["targets"], temperature=method["temperature"],
                        generator_schedule=method["generator_schedule"],
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])

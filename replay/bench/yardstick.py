@@ -17,6 +17,7 @@ estimate, and it says so wherever it is printed. Where a checkout of the referen
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from typing import Optional
 
@@ -69,14 +70,19 @@ def scaled_reference(reference_on_card: float, avalanche_here: float,
     return reference_on_card * avalanche_here / avalanche_on_card
 
 
-def time_command(command: str, cwd: Optional[str] = None) -> float:
+def time_command(command: str, cwd: Optional[str] = None, log: Optional[str] = None) -> float:
     """Whole wall time of a shell command (e.g. the reference code's run from its checkout, start-up included).
 
-    Raises if the command fails, so that a broken run is never taken for a fast one.
+    The command's output (stdout and stderr) goes to the file ``log`` (a temporary file when None), not to the
+    terminal, so that progress bars cost the same for every command timed. Raises if the command fails, with
+    the last lines of its output, so that a broken run is never taken for a fast one.
     """
-    start = time.perf_counter()
-    completed = subprocess.run(command, shell=True, cwd=cwd)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise RuntimeError(f"reference command failed with exit status {completed.returncode}: {command}")
+    with open(log, "w+") if log is not None else tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        completed = subprocess.run(command, shell=True, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - start
+        if completed.returncode != 0:
+            output.seek(0)
+            tail = "".join(output.readlines()[-5:]).strip()
+            raise RuntimeError(f"command failed with exit status {completed.returncode}: {command}\n{tail}")
     return seconds

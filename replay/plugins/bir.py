@@ -11,7 +11,8 @@ from avalanche.training.plugins import SupervisedPlugin
 
 from replay.models.bir import BIRModel
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, ReplayTrace, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, distillation_loss, frozen_copy, posterior_means,
+    replay_weights,
 )
 
 
@@ -29,15 +30,17 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
       by softmax(scores / T) and the prior gets those probabilities (hard labels without distillation);
     * total: ``(1/t) * current + (1 - 1/t) * replay``.
     Internal replay needs no switch here: a model with a frozen feature extractor generates and replays
-    features. ``last_losses`` holds each named term of the last iteration, ``last_replay_classes`` the frozen
+    features. ``replay_chunk = k`` draws the replay of ``k`` iterations at once (``ReplayPool``: same
+    distribution, another random stream; 1, the default, draws every iteration). ``last_losses`` holds each named term of the last iteration, ``last_replay_classes`` the frozen
     model's top class for each replayed sample (the label it is trained on without distillation; with
     conditional replay, the drawn class when the frozen model recognises its own samples).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
-                 conditional: bool = True):
+                 conditional: bool = True, replay_chunk: int = 1):
         super().__init__()
         self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
+        self.pool = ReplayPool(replay_chunk)
         self.frozen_model: Optional[BIRModel] = None
         self.classes = ReplayClasses()
         self.alongside = ReplayAlongside()
@@ -55,6 +58,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
         if self.frozen_model is not None:
             self.frozen_model.to(strategy.device)
+        self.pool.clear()
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
     @torch.no_grad()
@@ -68,7 +72,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     def before_forward(self, strategy, **kwargs):
         self._replay, self.last_replay_classes = None, None
         if self.frozen_model is not None:
-            self._replay = self.draw_replay(self.replay_size or len(strategy.mb_y))
+            self._replay = self.pool.take(self.replay_size or len(strategy.mb_y), self.draw_replay)
             self.last_replay_classes = self.classes.top_previous(self._replay["teacher_scores"])
             self.alongside.attach_inputs(strategy, torch.cat([strategy.model.to_replay_space(strategy.mb_x), self._replay["x"]]))
 
@@ -134,6 +138,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
                 labels = torch.cat([labels, replay["classes"]])
                 model.train()
         model.prior.end_experience(latents, labels)
+        self.pool.clear()
         self.frozen_model = frozen_copy(model)
         self.classes.finish(strategy.experience.classes_in_this_experience)
         self.experiences_done += 1
@@ -146,6 +151,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         if state["frozen_model"] is not None:
             self.frozen_model = frozen_copy(model)
             self.frozen_model.load_state_dict(state["frozen_model"])
+        self.pool.clear()
         self.classes.finished = list(state["previous_classes"])
         self.experiences_done = int(state["experiences_done"])
 

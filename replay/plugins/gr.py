@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 from replay.generators.vae import VAE
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, ReplayTrace, adam, distillation_loss, frozen_copy, posterior_means, replay_weights,
+    ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, distillation_loss, frozen_copy, posterior_means,
+    replay_weights,
 )
 
 TARGETS = ("hard", "soft")
@@ -37,6 +38,8 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     With ``generator_schedule='after'`` the generator is instead trained for ``generator_iterations`` steps
     after each experience, on current data plus replay.
     At the end of each experience the prior's hook runs and frozen copies of generator and solver are taken.
+    ``replay_chunk = k`` draws the replay of ``k`` iterations at once (``ReplayPool``: same distribution,
+    another random stream; 1, the default, draws every iteration).
 
     ``last_losses`` holds the named terms of the last training iteration of the strategy: ``current`` and
     ``replay`` (the solver's, unweighted) and ``generator`` (its weighted total; alongside schedule only);
@@ -48,7 +51,8 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     def __init__(self, generator: VAE, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  replay_size: Optional[int] = None, targets: str = "hard", temperature: float = 2.0,
                  generator_schedule: str = "alongside", generator_iterations: int = 2000,
-                 optimizer_factory: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None):
+                 optimizer_factory: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None,
+                 replay_chunk: int = 1):
         super().__init__()
         if targets not in TARGETS:
             raise ValueError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
@@ -64,6 +68,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self.frozen_solver: Optional[nn.Module] = None
         self.classes = ReplayClasses()
         self.alongside = ReplayAlongside()
+        self.pool = ReplayPool(replay_chunk)
         self._replay: Optional[tuple[Tensor, Tensor]] = None
         self._replay_scores: Optional[Tensor] = None
         self.experiences_done = 0
@@ -81,6 +86,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
             if frozen is not None:
                 frozen.to(strategy.device)
         self.generator.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        self.pool.clear()
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
     @property
@@ -135,7 +141,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     def before_forward(self, strategy, **kwargs):
         self._replay, self._losses, self.last_replay_classes = None, {}, None
         if self.frozen_generator is not None:
-            self._replay = self.replay_batch(self.replay_size or len(strategy.mb_y))
+            self._replay = self.pool.take(self.replay_size or len(strategy.mb_y), self.replay_batch)
             self.last_replay_classes = self.replay_labels(self._replay[1])
             self.alongside.attach(strategy, self._replay[0])
 
@@ -160,6 +166,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         if self.generator_schedule == "after":
             self.train_generator_after(strategy)
         self.run_prior_hook(strategy)
+        self.pool.clear()
         self.frozen_generator = frozen_copy(self.generator)
         self.frozen_solver = frozen_copy(strategy.model)
         self.classes.finish(strategy.experience.classes_in_this_experience)
@@ -171,7 +178,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         while done < self.generator_iterations:
             for x, y, *_ in loader:
                 x, y = x.to(strategy.device), y.to(strategy.device)
-                replay = self.replay_batch(len(y)) if self.frozen_generator is not None else None
+                replay = self.pool.take(len(y), self.replay_batch) if self.frozen_generator is not None else None
                 self.generator_step(x, y, replay)
                 done += 1
                 if done == self.generator_iterations:
@@ -214,6 +221,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
             self.frozen_generator.load_state_dict(state["frozen_generator"])
             self.frozen_solver = frozen_copy(solver)
             self.frozen_solver.load_state_dict(state["frozen_solver"])
+        self.pool.clear()
         self.classes.finished = list(state["previous_classes"])
         self.experiences_done = int(state["experiences_done"])
 
