@@ -81,8 +81,8 @@ def runs_csv(results: list[dict]) -> str:
     rows = []
     for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
         last = result["accuracy_matrix"][-1]
-        rows.append([result["method"], result["config"].get("precision", "fp32"), replay_chunk(result), result["prior"] or "",
-                     shown_params(result), result["stream"], len(last), result["seed"],
+        rows.append([result["method"], result["config"].get("precision", "fp32"), replay_chunk(result),
+                     result["prior"] or "", shown_params(result), result["stream"], len(last), result["seed"],
                      f"{result['final_average_accuracy']:.6f}",
                      *[f"{last[j]:.6f}" if j < len(last) else "" for j in range(n_tasks)],
                      f"{sum(result['train_seconds_per_experience']):.1f}",

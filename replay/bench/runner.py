@@ -162,8 +162,8 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                          gate_prop=gate_prop if method["gating"] else 0.0,
                          class_to_context=gate_contexts(config, benchmark),
                          feature_extractor=extractor if internal else None, seed=config["seed"])
-        options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"], distill=method["distill"],
-                       temperature=method["temperature"], conditional=method["conditional"])
+        options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"],
+                       distill=method["distill"], temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
         return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)

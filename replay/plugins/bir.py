@@ -31,9 +31,10 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     * total: ``(1/t) * current + (1 - 1/t) * replay``.
     Internal replay needs no switch here: a model with a frozen feature extractor generates and replays
     features. ``replay_chunk = k`` draws the replay of ``k`` iterations at once (``ReplayPool``: same
-    distribution, another random stream; 1, the default, draws every iteration). ``last_losses`` holds each named term of the last iteration, ``last_replay_classes`` the frozen
-    model's top class for each replayed sample (the label it is trained on without distillation; with
-    conditional replay, the drawn class when the frozen model recognises its own samples).
+    distribution, another random stream; 1, the default, draws every iteration). ``last_losses`` holds each
+    named term of the last iteration, ``last_replay_classes`` the frozen model's top class for each replayed
+    sample (the label it is trained on without distillation; with conditional replay, the drawn class when the
+    frozen model recognises its own samples).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,

@@ -109,9 +109,9 @@ class ReplayPool:
     is unchanged, only the random stream differs from ``chunk = 1`` (one draw per iteration, the reference
     code's order, which the published results use). Larger matrix products and fewer calls make the draw
     cheaper: at ``chunk = 16``, in bf16, 3.0x for BI-R and 2.0x for GR per batch of 128
-    (``scripts/bench_replay_chunk.py``). The pool must be
-    ``clear``-ed whenever the frozen networks change (the plugins do it at each experience's start and end).
-    A draw returns a tuple or a dict of tensors with one row per sample.
+    (``scripts/bench_replay_chunk.py``). The pool must be ``clear``-ed whenever the frozen networks change
+    (the plugins do it at each experience's start and end). A draw returns a tuple or a dict of tensors with
+    one row per sample.
     """
 
     def __init__(self, chunk: int = 1):
