@@ -164,7 +164,7 @@ def test_plugin_refuses_a_plain_classifier(tiny_stream):
     model = torch.nn.Linear(16, 4)
     strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                      plugins=[BrainInspiredReplayPlugin()], evaluator=None)
-    with pytest.raises(TypeError, match="needs a replay.models.BIRModel"):
+    with pytest.raises(ValueError, match="needs a replay.models.BIRModel"):
         strategy.train(tiny_stream.train_stream[0])
 
 

@@ -50,6 +50,7 @@ class Bernoulli:
     """
 
     name = "bernoulli"
+    support = (0.0, 1.0)
 
     @staticmethod
     def mean(output: Tensor) -> Tensor:
@@ -66,6 +67,7 @@ class UnitGaussian:
     """Real-valued data: decoder gives the mean, NLL = 0.5 (x - mean)^2 + 0.5 log(2 pi) per unit."""
 
     name = "gaussian"
+    support = None
 
     @staticmethod
     def mean(output: Tensor) -> Tensor:

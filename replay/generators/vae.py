@@ -2,31 +2,59 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from replay.generators.likelihoods import likelihood as get_likelihood
+from replay.generators.normalization import ModelsData, Normalization
 from replay.nets import GatedMLPDecoder, conv_stack, deconv_stack, mlp
 from replay.priors.base import LatentPrior
 
 
-class VAE(nn.Module):
+class VAEOutput(NamedTuple):
+    """One pass of a VAE: the decoder's output (likelihood parameters), the posterior and the sampled latents."""
+
+    output: Tensor
+    mu: Tensor
+    logvar: Tensor
+    z: Tensor
+
+
+class VAE(ModelsData, nn.Module):
     """x -> encoder -> prior.posterior_head -> (mu, logvar) -> z -> decoder -> likelihood parameters.
 
     ``loss_terms`` returns the two per-sample terms of the negative ELBO (Kingma & Welling 2014, eq. 3):
     ``recon = -log p(x|z)`` with the named reduction over units, and ``reg`` = the prior's regulariser
     (KL or its replacement). The caller weighs and reduces them.
+
+    Args:
+        encoder: inputs -> ``hidden_features`` features.
+        decoder: latents -> likelihood parameters of ``prod(input_shape)`` units.
+        prior: the latent prior (gives the posterior head, the regulariser and the samples).
+        hidden_features: width of the encoder's output.
+        input_shape: shape of one input, without the batch dimension.
+        likelihood: ``"bernoulli"`` (pixels in [0, 1]) or ``"gaussian"`` (unit variance).
+        normalization: how the inputs were normalised (``Normalization(mean, std)``), or None if they are
+            already in the likelihood's space. The encoder reads the inputs as given; the likelihood scores
+            the un-normalised pixels and ``generate`` returns normalised samples, like the data.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: LatentPrior, hidden_features: int,
-                 input_shape: Sequence[int], likelihood: str = "bernoulli"):
+                 input_shape: Sequence[int], likelihood: str = "bernoulli",
+                 normalization: Optional[Normalization] = None):
         super().__init__()
         self.encoder, self.decoder, self.prior = encoder, decoder, prior
         self.head = prior.posterior_head(hidden_features)
         self.input_shape = tuple(input_shape)
         self.likelihood = get_likelihood(likelihood)
+        self.normalization: Optional[Normalization] = None
+        self.use_normalization(normalization)
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return self.input_shape
 
     @property
     def latent_dim(self) -> int:
@@ -47,23 +75,27 @@ class VAE(nn.Module):
         return self.decoder(z).view(-1, *self.input_shape)
 
     def decode(self, z: Tensor) -> Tensor:
-        """Data-space mean for latents z (pixels in [0, 1] for Bernoulli, values for Gaussian)."""
-        return self.likelihood.mean(self.decode_output(z))
+        """Data-space mean for latents z (the likelihood's mean, normalised like the data)."""
+        return self.unit_to_data(self.likelihood.mean(self.decode_output(z)))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> VAEOutput:
         mu, logvar = self.encode(x)
         z = self.prior.reparameterize(mu, logvar)
-        return self.decode_output(z), mu, logvar, z
+        return VAEOutput(self.decode_output(z), mu, logvar, z)
+
+    def terms_of(self, x: Tensor, out: VAEOutput, labels: Optional[Tensor] = None,
+                 probs: Optional[Tensor] = None, reduction: str = "mean") -> dict[str, Tensor]:
+        """Per-sample ``recon`` (of the un-normalised ``x``) and ``reg`` of a pass ``out = self(x)``."""
+        return {
+            "recon": self.likelihood.nll(out.output, self.data_to_unit(x), reduction),
+            "reg": self.prior.regularizer(out.mu, out.logvar, out.z, labels=labels, probs=probs),
+        }
 
     def loss_terms(self, x: Tensor, labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
                    reduction: str = "mean") -> dict[str, Tensor]:
         """Per-sample ``recon`` and ``reg`` for a batch (labels / probs select the prior's modes if it has any)."""
         self.check_input(x)
-        output, mu, logvar, z = self(x)
-        return {
-            "recon": self.likelihood.nll(output, x, reduction),
-            "reg": self.prior.regularizer(mu, logvar, z, labels=labels, probs=probs),
-        }
+        return self.terms_of(x, self(x), labels, probs, reduction)
 
     @torch.no_grad()
     def generate(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
@@ -72,12 +104,12 @@ class VAE(nn.Module):
 
 
 def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (400, 400),
-            likelihood: str = "bernoulli") -> VAE:
-    """Fully connected VAE (MNIST: 784-400-400, latent size from the prior)."""
+            likelihood: str = "bernoulli", normalization: Optional[Normalization] = None) -> VAE:
+    """Fully connected VAE (MNIST: 784-400-400, latent size from the prior); arguments as for ``VAE``."""
     n_inputs = math.prod(input_shape)
     encoder = nn.Sequential(nn.Flatten(), mlp([n_inputs, *hidden]))
     decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_inputs)
-    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood)
+    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood, normalization)
 
 
 def feature_vae(prior: LatentPrior, in_features: int = 1024, hidden: Sequence[int] = (2000, 2000)) -> VAE:
@@ -86,12 +118,13 @@ def feature_vae(prior: LatentPrior, in_features: int = 1024, hidden: Sequence[in
 
 
 def conv_vae(prior: LatentPrior, input_shape: Sequence[int] = (3, 32, 32), hidden: Sequence[int] = (2000, 2000),
-             likelihood: str = "gaussian") -> VAE:
-    """Pixel-level convolutional VAE for 32x32 images: the card's conv stack, fc layers, mirrored decoder."""
+             likelihood: str = "gaussian", normalization: Optional[Normalization] = None) -> VAE:
+    """Pixel-level convolutional VAE for 32x32 images: the CIFAR protocol's conv stack, fc layers, mirrored
+    decoder; arguments as for ``VAE``."""
     channels = input_shape[0]
     encoder = nn.Sequential(conv_stack(channels), nn.Flatten(), mlp([1024, *hidden]))
     decoder = nn.Sequential(
         GatedMLPDecoder(prior.latent_dim, hidden, 1024), nn.ReLU(), nn.Unflatten(1, (256, 2, 2)),
         deconv_stack(channels),
     )
-    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood)
+    return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood, normalization)

@@ -8,29 +8,49 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from replay.errors import UserInputError
 from replay.generators.likelihoods import likelihood as get_likelihood
+from replay.generators.normalization import ModelsData, Normalization
 from replay.nets import GatedMLPDecoder, mlp
 from replay.priors.base import LatentPrior
 
 
-class BIRModel(nn.Module):
+class BIRModel(ModelsData, nn.Module):
     """Encoder (shared) -> classifier on the last hidden layer; encoder -> prior head -> z -> gated decoder.
 
-    ``forward(x)`` returns class scores (``x`` images, or inputs already in replay space), so Avalanche's evaluation and user code treat it as a classifier;
-    it also keeps the last hidden activations (``last_hidden``) so that a plugin can add the VAE terms
-    without a second encoder pass. With a ``feature_extractor`` (frozen conv layers), images are first turned
-    into 1024 features and everything else, generation and replay included, happens on those features
-    (internal replay); the "replay space" is then the feature space.
+    ``forward(x)`` returns class scores (``x`` images, or inputs already in replay space), so Avalanche's
+    evaluation and user code treat it as a classifier. A plugin that adds the VAE terms without a second
+    encoder pass asks for the activations of the next forward pass with ``capture_next_forward`` and takes them
+    with ``take_capture``: only that one pass, with gradients on, is kept, so forward passes of other plugins
+    (LwF's, EWC's) neither overwrite nor leak into it. With a ``feature_extractor`` (frozen conv layers), images
+    are first turned into its features and everything else, generation and replay included, happens on those
+    features (internal replay); the "replay space" is then the feature space.
 
     Gates: ``n_contexts`` fixed random masks (a unit silenced with probability ``gate_prop``) on the
     decoder's first and hidden layers; ``class_to_context`` maps a class to its gating context.
+
+    Args:
+        input_shape: shape of one image, without the batch dimension.
+        n_classes: number of output units (class slots of the prior too).
+        prior: the latent prior.
+        hidden: widths of the shared encoder's layers (the decoder mirrors them).
+        gate_prop: probability that a gate silences a decoder unit, in [0, 1) (0: no gates).
+        class_to_context: gating context of each class (default: one per class).
+        feature_extractor: frozen conv layers for internal replay (``out_features`` attribute), or None.
+        likelihood: ``"bernoulli"`` or ``"gaussian"`` (default: Bernoulli on images, Gaussian on features).
+        normalization: how the images were normalised (``Normalization(mean, std)``), or None if the pixels are
+            in [0, 1]; not with a feature extractor (features are modelled as they are).
+        seed: seed of the gate masks.
     """
 
     def __init__(self, input_shape: Sequence[int], n_classes: int, prior: LatentPrior,
                  hidden: Sequence[int] = (400, 400), gate_prop: float = 0.8,
                  class_to_context: Optional[Sequence[int]] = None,
-                 feature_extractor: Optional[nn.Module] = None, likelihood: Optional[str] = None, seed: int = 0):
+                 feature_extractor: Optional[nn.Module] = None, likelihood: Optional[str] = None, seed: int = 0,
+                 normalization: Optional[Normalization] = None):
         super().__init__()
+        if not 0.0 <= gate_prop < 1.0:
+            raise UserInputError(f"gate_prop must be in [0, 1), got {gate_prop}")
         self.feature_extractor = feature_extractor
         self.replay_shape = (feature_extractor.out_features,) if feature_extractor is not None else tuple(input_shape)
         n_replay = math.prod(self.replay_shape)
@@ -46,8 +66,16 @@ class BIRModel(nn.Module):
         self.decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_replay, n_contexts, gate_prop, seed)
         default = "gaussian" if feature_extractor is not None else "bernoulli"
         self.likelihood = get_likelihood(likelihood or default)
-        self.last_input: Optional[Tensor] = None
-        self.last_hidden: Optional[Tensor] = None
+        if feature_extractor is not None and normalization is not None:
+            raise UserInputError("BIRModel with a feature_extractor models features, not pixels: drop normalization")
+        self.normalization: Optional[Normalization] = None
+        self.use_normalization(normalization)
+        self._capture_armed = False
+        self._captured: Optional[tuple[Tensor, Tensor]] = None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return self.replay_shape
 
     @property
     def gated(self) -> bool:
@@ -67,9 +95,22 @@ class BIRModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.to_replay_space(x)
         h = self.encoder(x)
-        if torch.is_grad_enabled():  # kept for the plugin's VAE terms; never during evaluation
-            self.last_input, self.last_hidden = x, h
+        if self._capture_armed and torch.is_grad_enabled():
+            self._captured, self._capture_armed = (x, h), False
         return self.classifier(h)
+
+    def capture_next_forward(self) -> None:
+        """Keep the replay-space input and last hidden activations of the next forward pass with gradients."""
+        self._capture_armed, self._captured = True, None
+
+    def take_capture(self, n_rows: int) -> tuple[Tensor, Tensor]:
+        """(input, hidden) of the captured pass, which must have had ``n_rows`` rows; the capture is cleared."""
+        captured, self._captured, self._capture_armed = self._captured, None, False
+        if captured is None or len(captured[0]) != n_rows:
+            got = "no forward pass with gradients" if captured is None else f"a pass of {len(captured[0])} rows"
+            raise RuntimeError(f"BIRModel: expected the strategy's forward pass of {n_rows} rows since "
+                               f"capture_next_forward, got {got} (does a plugin replace the strategy's forward?)")
+        return captured
 
     def classify_replay(self, x_replay: Tensor) -> tuple[Tensor, Tensor]:
         """(scores, hidden) for inputs already in replay space."""
@@ -98,7 +139,7 @@ class BIRModel(nn.Module):
         """Posterior (mu, logvar), sampled z and per-sample reconstruction loss (averaged per unit) from ``h``."""
         mu, logvar = self.head(h)
         z = self.prior.reparameterize(mu, logvar)
-        recon = self.likelihood.nll(self.decode(z, gate), x_replay, "mean")
+        recon = self.likelihood.nll(self.decode(z, gate), self.data_to_unit(x_replay), "mean")
         return {"mu": mu, "logvar": logvar, "z": z, "recon": recon}
 
     @torch.no_grad()
@@ -109,4 +150,4 @@ class BIRModel(nn.Module):
         the class.
         """
         z = self.prior.sample(len(classes), classes if conditional else None)
-        return self.likelihood.mean(self.decode(z, self.context_gate(classes)))
+        return self.unit_to_data(self.likelihood.mean(self.decode(z, self.context_gate(classes))))

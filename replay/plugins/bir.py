@@ -9,10 +9,11 @@ from torch.nn import functional as F
 
 from avalanche.training.plugins import SupervisedPlugin
 
+from replay.errors import UserInputError
 from replay.models.bir import BIRModel
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, distillation_loss, frozen_copy, posterior_means,
-    replay_weights,
+    DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, distillation_loss, frozen_copy,
+    posterior_means, replay_weights,
 )
 
 
@@ -35,11 +36,26 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     named term of the last iteration, ``last_replay_classes`` the frozen model's top class for each replayed
     sample (the label it is trained on without distillation; with conditional replay, the drawn class when the
     frozen model recognises its own samples).
+
+    The VAE terms reuse the encoder's activations of the strategy's own forward pass, asked for in
+    ``before_forward`` and taken in ``before_backward`` (``BIRModel.capture_next_forward``). As for GR, a model
+    without a declared ``normalization`` adopts the one the experience's transforms apply, and the first batch
+    of each experience is checked against the likelihood's support.
+
+    Args:
+        replay_size: replayed samples per iteration (None: the current batch's size).
+        distill: distillation targets (else the frozen model's hard labels).
+        temperature: distillation temperature T (> 0).
+        conditional: draw z from the replayed class's prior mode (else unconditional, gate by class).
+        replay_chunk: iterations of replay drawn per call (``ReplayPool``).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
                  conditional: bool = True, replay_chunk: int = 1):
         super().__init__()
+        if temperature <= 0 or (replay_size is not None and replay_size < 1):
+            raise UserInputError(f"BrainInspiredReplayPlugin needs temperature > 0 and replay_size >= 1; "
+                                 f"got {temperature} and {replay_size}")
         self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
         self.pool = ReplayPool(replay_chunk)
         self.frozen_model: Optional[BIRModel] = None
@@ -48,6 +64,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         self._replay: Optional[dict[str, Tensor]] = None
         self.experiences_done = 0
         self._losses: dict[str, Tensor] = {}
+        self.data_guard = DataGuard("BrainInspiredReplayPlugin")
 
     @property
     def t(self) -> int:
@@ -55,8 +72,10 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         if not isinstance(strategy.model, BIRModel):
-            raise TypeError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel, got {type(strategy.model).__name__}")
+            raise UserInputError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel as the strategy's model, "
+                                 f"got {type(strategy.model).__name__}")
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        self.data_guard.start(strategy.model, [self.frozen_model], strategy.experience)
         if self.frozen_model is not None:
             self.frozen_model.to(strategy.device)
         self.pool.clear()
@@ -71,6 +90,8 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         return {"classes": classes, "x": x, "teacher_scores": scores}
 
     def before_forward(self, strategy, **kwargs):
+        self.data_guard.check(strategy.model, strategy.mb_x)
+        strategy.model.capture_next_forward()
         self._replay, self.last_replay_classes = None, None
         if self.frozen_model is not None:
             self._replay = self.pool.take(self.replay_size or len(strategy.mb_y), self.draw_replay)
@@ -103,8 +124,8 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         targets = self.replay_targets(model) if self._replay is not None else None
         if targets is not None and gate is not None:
             gate = torch.cat([gate, targets["gate"]])
-        vae = model.reconstruct(model.last_input, model.last_hidden, gate)
-        model.last_input = model.last_hidden = None  # used once; frees the graph and keeps the model copyable
+        n_replay = len(self._replay["x"]) if self._replay is not None else 0
+        vae = model.reconstruct(*model.take_capture(n + n_replay), gate)
         prior = model.prior
         current = {
             "classification": strategy.loss,

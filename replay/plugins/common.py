@@ -4,6 +4,7 @@ iteration's replay."""
 from __future__ import annotations
 
 import copy
+import logging
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, TypeVar, Union
 
 import torch
@@ -11,8 +12,16 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from avalanche.models import MultiTaskModule
+
+from replay.errors import UserInputError
+from replay.generators.normalization import ModelsData, find_normalization
+
 if TYPE_CHECKING:
+    from avalanche.benchmarks import CLExperience
     from avalanche.training.templates import SupervisedTemplate
+
+logger = logging.getLogger("replay")
 
 
 def adam(params: Iterable[nn.Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
@@ -50,6 +59,44 @@ def posterior_means(model: nn.Module, dataset: Dataset, device: torch.device, ba
         labels.append(y.to(device))
     model.train(was_training)
     return torch.cat(means), torch.cat(labels)
+
+
+def check_single_head(model: nn.Module, where: str) -> None:
+    """Raise ``UserInputError`` for multi-head models: replay here is class-incremental, over one head."""
+    if isinstance(model, MultiTaskModule):
+        raise UserInputError(f"{where} replays class-incrementally into one head; {type(model).__name__} is a "
+                             "multi-head MultiTaskModule: use a single-head model (e.g. SimpleMLP or IncrementalClassifier)")
+
+
+class DataGuard:
+    """Fits a replay plugin's generative model to the data of each experience, before it trains on it.
+
+    ``start`` (in ``before_training_exp``): when the model's likelihood is bounded (Bernoulli) and it was given
+    no normalisation, it adopts the one the experience's transforms apply (``find_normalization``), for the
+    model and its frozen copies. ``check`` (on the experience's first batch): one host synchronisation that
+    raises a one-line ``UserInputError`` if the un-normalised data leaves the likelihood's support.
+    """
+
+    def __init__(self, where: str):
+        self.where = where
+        self.pending = False
+        self.experience_id = 0
+
+    def start(self, model: ModelsData, copies: Iterable[Optional[ModelsData]], experience: CLExperience) -> None:
+        if model.bounded and model.normalization is None:
+            found = find_normalization(experience.dataset)
+            if found is not None:
+                for target in (model, *copies):
+                    if target is not None:
+                        target.use_normalization(found)
+                logger.info("%s: the data is normalised (%s); the generator models the un-normalised pixels",
+                            self.where, found.extra_repr())
+        self.pending, self.experience_id = True, experience.current_experience
+
+    def check(self, model: ModelsData, x: Tensor) -> None:
+        if self.pending:
+            self.pending = False
+            model.check_data(x, f"{self.where}, experience {self.experience_id}")
 
 
 class ReplayClasses:

@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
 from replay.generators.vae import VAE
+from replay.errors import UserInputError
 from replay.plugins.common import (
-    ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, distillation_loss, frozen_copy, posterior_means,
-    replay_weights,
+    DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, check_single_head, distillation_loss,
+    frozen_copy, posterior_means, replay_weights,
 )
 
 TARGETS = ("hard", "soft")
@@ -44,6 +45,21 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     ``last_losses`` holds the named terms of the last training iteration of the strategy: ``current`` and
     ``replay`` (the solver's, unweighted) and ``generator`` (its weighted total; alongside schedule only);
     ``last_replay_classes`` the frozen solver's label of each replayed sample.
+
+    The data may come normalised (Avalanche's stock benchmarks): a generator without a declared
+    ``normalization`` adopts the one the experience's transforms apply, and the first batch of each
+    experience is checked against the likelihood's support (``DataGuard``). Multi-head models are refused.
+
+    Args:
+        generator: the VAE (any prior).
+        lr, betas: the generator's Adam (ignored with ``optimizer_factory``).
+        replay_size: replayed samples per iteration (None: the current batch's size).
+        targets: ``"hard"`` (the frozen solver's argmax) or ``"soft"`` (distillation).
+        temperature: distillation temperature T (> 0).
+        generator_schedule: ``"alongside"`` (one generator step per solver step) or ``"after"``.
+        generator_iterations: generator steps after each experience, for ``"after"``.
+        optimizer_factory: builds the generator's optimiser from its parameters.
+        replay_chunk: iterations of replay drawn per call (``ReplayPool``).
     """
 
     trains_after_iteration = True  # the generator's step (see MixedPrecision)
@@ -58,6 +74,9 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
             raise ValueError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
         if generator_schedule not in GENERATOR_SCHEDULES:
             raise ValueError(f"unknown generator_schedule {generator_schedule!r}; choose one of {', '.join(GENERATOR_SCHEDULES)}")
+        if temperature <= 0 or lr <= 0 or (replay_size is not None and replay_size < 1) or generator_iterations < 1:
+            raise UserInputError(f"GenerativeReplayPlugin needs lr > 0, temperature > 0, replay_size >= 1 and "
+                                 f"generator_iterations >= 1; got {lr}, {temperature}, {replay_size}, {generator_iterations}")
         self.generator = generator
         self.optimizer_factory = optimizer_factory or (lambda params: adam(params, lr=lr, betas=betas))
         self.generator_optimizer: Optional[torch.optim.Optimizer] = None
@@ -73,9 +92,11 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self._replay_scores: Optional[Tensor] = None
         self.experiences_done = 0
         self._losses: dict[str, Tensor] = {}
+        self.data_guard = DataGuard("GenerativeReplayPlugin")
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def before_training_exp(self, strategy, **kwargs):
+        check_single_head(strategy.model, "GenerativeReplayPlugin")
         self.generator.to(strategy.device)
         if self.generator_optimizer is None:
             self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
@@ -86,6 +107,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
             if frozen is not None:
                 frozen.to(strategy.device)
         self.generator.prior.observe_classes(strategy.experience.classes_in_this_experience)
+        self.data_guard.start(self.generator, [self.frozen_generator], strategy.experience)
         self.pool.clear()
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
@@ -139,6 +161,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self._losses["generator"] = loss.detach()
 
     def before_forward(self, strategy, **kwargs):
+        self.data_guard.check(self.generator, strategy.mb_x)
         self._replay, self._losses, self.last_replay_classes = None, {}, None
         if self.frozen_generator is not None:
             self._replay = self.pool.take(self.replay_size or len(strategy.mb_y), self.replay_batch)
@@ -178,6 +201,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         while done < self.generator_iterations:
             for x, y, *_ in loader:
                 x, y = x.to(strategy.device), y.to(strategy.device)
+                self.data_guard.check(self.generator, x)
                 replay = self.pool.take(len(y), self.replay_batch) if self.frozen_generator is not None else None
                 self.generator_step(x, y, replay)
                 done += 1

@@ -1,0 +1,39 @@
+"""What the example pipelines share: their command line and the loop a user writes around a strategy."""
+from __future__ import annotations
+
+import argparse
+from typing import Optional, Sequence
+
+from avalanche.evaluation.metrics import accuracy_metrics
+from avalanche.logging import InteractiveLogger
+from avalanche.training.determinism.rng_manager import RNGManager
+from avalanche.training.plugins import EvaluationPlugin
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default="data", help="dataset root (MNIST/CIFAR in torchvision's layout)")
+    parser.add_argument("--iterations", type=int, default=2000, help="training iterations per experience")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the class order and of torch")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def evaluator(quiet: bool) -> EvaluationPlugin:
+    """Accuracy per experience and over the stream, on Avalanche's interactive logger (or none)."""
+    return EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
+                            loggers=[] if quiet else [InteractiveLogger()])
+
+
+def seed_everything(seed: int) -> None:
+    RNGManager.set_random_seeds(seed)
+
+
+def train_and_evaluate(strategy, benchmark) -> float:
+    """Train on every experience in order, then return the stream accuracy on the whole test stream."""
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+    metrics = strategy.eval(benchmark.test_stream)
+    # stock benchmarks name the task in the key (".../test_stream/Task000"), the project's streams do not
+    (key,) = [k for k in metrics if k.startswith("Top1_Acc_Stream/eval_phase/test_stream")]
+    return float(metrics[key])
