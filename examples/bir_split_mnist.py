@@ -16,13 +16,13 @@ from replay.models import BIRModel
 from replay.priors import build
 
 try:
-    from examples.common import evaluator, parse_args, seed_everything, train_and_evaluate
+    from examples.common import arguments, evaluator, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import evaluator, parse_args, seed_everything, train_and_evaluate
+    from common import arguments, evaluator, seed_everything, train_and_evaluate
 
 
 def main(argv: Optional[Sequence[str]] = None) -> float:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
     model = BIRModel((1, 28, 28), 10, build("gmm", latent_dim=100, n_classes=10), hidden=(400, 400), gate_prop=0.8,

@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
-
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import InteractiveLogger
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 
-def parse_args(description: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The examples' command line: data root, iterations per experience, seed, quiet."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default="data", help="dataset root (MNIST/CIFAR in torchvision's layout)")
     parser.add_argument("--iterations", type=int, default=2000, help="training iterations per experience")
     parser.add_argument("--seed", type=int, default=0, help="seed of the class order and of torch")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    return parser
 
 
 def evaluator(quiet: bool) -> EvaluationPlugin:

@@ -17,13 +17,13 @@ from replay.generators import mlp_vae
 from replay.priors import build
 
 try:
-    from examples.common import evaluator, parse_args, seed_everything, train_and_evaluate
+    from examples.common import arguments, evaluator, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import evaluator, parse_args, seed_everything, train_and_evaluate
+    from common import arguments, evaluator, seed_everything, train_and_evaluate
 
 
 def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian") -> float:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
     solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)

@@ -41,7 +41,8 @@ CIFAR_FILES = {
     "cifar10": {True: [f"data_batch_{i}" for i in range(1, 6)], False: ["test_batch"]},
     "cifar100": {True: ["train"], False: ["test"]},
 }
-CIFAR_LABEL_KEY = {"cifar10": b"labels", "cifar100": b"fine_labels"}
+CIFAR_LABEL_KEY = {"cifar10": "labels", "cifar100": "fine_labels"}
+CIFAR_META = {"cifar10": ("batches.meta", "label_names"), "cifar100": ("meta", "fine_label_names")}
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -202,20 +203,24 @@ def load_cifar(name: str, root: Path | str | None = None, train: bool = True) ->
     images, labels = [], []
     for path in files:
         with open(path, "rb") as handle:
-            entry = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            entry = pickle.load(handle, encoding="latin1")  # the original files were pickled by Python 2
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry[CIFAR_LABEL_KEY[name]])
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
 
 
 def write_cifar(name: str, root: Path | str, images: np.ndarray, labels: np.ndarray, train: bool) -> None:
-    """Write (uint8 [n, 3, 32, 32], labels) in torchvision's CIFAR on-disk format (used for synthetic tests)."""
+    """Write (uint8 [n, 3, 32, 32], labels) in torchvision's CIFAR on-disk format (used for synthetic tests):
+    the batch files and the meta file with the class names, readable by torchvision's own loader."""
     folder = Path(root) / CIFAR_FOLDERS[name]
     folder.mkdir(parents=True, exist_ok=True)
     names = CIFAR_FILES[name][train]
     chunks = np.array_split(np.arange(len(labels)), len(names))
-    for file_name, index in zip(names, chunks):
-        entry = {b"data": images[index].reshape(len(index), -1), CIFAR_LABEL_KEY[name]: labels[index].tolist()}
+    meta_file, meta_key = CIFAR_META[name]
+    entries = [(file_name, {"data": images[index].reshape(len(index), -1), CIFAR_LABEL_KEY[name]: labels[index].tolist()})
+               for file_name, index in zip(names, chunks)]
+    entries.append((meta_file, {meta_key: [f"class_{c}" for c in range(int(labels.max()) + 1)]}))
+    for file_name, entry in entries:
         with tempfile.NamedTemporaryFile(dir=folder, delete=False) as handle:
             pickle.dump(entry, handle)
         Path(handle.name).replace(folder / file_name)

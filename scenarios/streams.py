@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
-from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
+from avalanche.benchmarks.utils.classification_dataset import TaskAwareSupervisedClassificationDataset
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 
 from scenarios.data import load_cifar, load_mnist
@@ -44,9 +44,10 @@ class TensorPairs(Dataset):
         return self.x[index], self.y[index], self.task
 
 
-def tensor_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> ClassificationDataset:
-    """An Avalanche classification dataset (with ``targets`` and ``targets_task_labels``) over tensors."""
-    return ClassificationDataset(
+def tensor_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> TaskAwareSupervisedClassificationDataset:
+    """An Avalanche classification dataset (with ``targets`` and ``targets_task_labels``, and the task set that
+    plugins such as LwF read) over tensors."""
+    return TaskAwareSupervisedClassificationDataset(
         [TensorPairs(x, y, task)],
         data_attributes=[
             DataAttribute(y.tolist(), "targets"),

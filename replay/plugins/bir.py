@@ -70,10 +70,12 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     def t(self) -> int:
         return self.experiences_done + 1
 
-    def before_training_exp(self, strategy, **kwargs):
+    def before_training(self, strategy, **kwargs):
         if not isinstance(strategy.model, BIRModel):
             raise UserInputError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel as the strategy's model, "
                                  f"got {type(strategy.model).__name__}")
+
+    def before_training_exp(self, strategy, **kwargs):
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
         self.data_guard.start(strategy.model, [self.frozen_model], strategy.experience)
         if self.frozen_model is not None:

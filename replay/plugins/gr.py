@@ -95,8 +95,10 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self.data_guard = DataGuard("GenerativeReplayPlugin")
 
     # -- set-up ----------------------------------------------------------------------------------------------
+    def before_training(self, strategy, **kwargs):
+        check_single_head(strategy.model, "GenerativeReplayPlugin")  # before Avalanche adapts the heads
+
     def before_training_exp(self, strategy, **kwargs):
-        check_single_head(strategy.model, "GenerativeReplayPlugin")
         self.generator.to(strategy.device)
         if self.generator_optimizer is None:
             self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
