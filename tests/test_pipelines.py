@@ -25,7 +25,7 @@ from replay.generators import Normalization, find_normalization, mlp_vae, vae_tr
 from replay.models import BIRModel
 from replay.priors import build
 from scenarios.streams import class_incremental_benchmark
-from tests.helpers import blobs, synthetic_cifar
+from tests.helpers import accept_synthetic_cifar, blobs, synthetic_cifar
 
 MNIST_NORMALIZATION = ((0.1307,), (0.3081,))
 
@@ -37,12 +37,10 @@ def stock_split_mnist(mnist_root):
 
 @pytest.fixture
 def stock_cifar_root(tmp_path, monkeypatch):
-    """Synthetic CIFAR-10/100 files in torchvision's format; their md5 sums cannot match the real files'."""
-    from torchvision.datasets import CIFAR10, cifar
+    """Synthetic CIFAR-10/100 files in torchvision's format."""
     synthetic_cifar(tmp_path, "cifar10", 10, 4)
     synthetic_cifar(tmp_path, "cifar100", 100, 4)
-    monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)  # CIFAR100 inherits it
-    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: True)  # the meta file's check
+    accept_synthetic_cifar(monkeypatch)
     return tmp_path
 
 
