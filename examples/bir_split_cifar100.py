@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import torch
 from avalanche.benchmarks.classic import SplitCIFAR100
-from avalanche.training import Naive
 
 from replay import BrainInspiredReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.models import BIRModel, ConvFeatureExtractor
 from replay.priors import build
 
 try:
-    from examples.common import arguments, evaluator, seed_everything, train_and_evaluate
+    from examples.common import arguments, naive, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import arguments, evaluator, seed_everything, train_and_evaluate
+    from common import arguments, naive, seed_everything, train_and_evaluate
 
 
 def main(argv: Optional[Sequence[str]] = None) -> float:
@@ -32,10 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     extractor = ConvFeatureExtractor.load_frozen(args.conv_weights) if args.conv_weights else ConvFeatureExtractor(frozen=True)
     model = BIRModel((3, 32, 32), 100, build("gmm", latent_dim=100, n_classes=100), hidden=(2000, 2000),
                      gate_prop=0.7, feature_extractor=extractor, seed=args.seed)
-    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-4), train_mb_size=256,
-                     train_epochs=1, eval_mb_size=1000, evaluator=evaluator(args.quiet),
-                     plugins=[BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)])
-    accuracy = train_and_evaluate(strategy, benchmark)
+    plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
+    accuracy = train_and_evaluate(naive(model, 1e-4, 256, plugins, args.quiet), benchmark)
     print(f"BI-R (gmm, internal replay) on stock SplitCIFAR100, seed {args.seed}: accuracy {accuracy:.4f}")
     return accuracy
 

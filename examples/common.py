@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Sequence
+
+import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import InteractiveLogger
+from avalanche.training import Naive
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
@@ -22,6 +27,12 @@ def evaluator(quiet: bool) -> EvaluationPlugin:
     """Accuracy per experience and over the stream, on Avalanche's interactive logger (or none)."""
     return EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
                             loggers=[] if quiet else [InteractiveLogger()])
+
+
+def naive(model: torch.nn.Module, lr: float, batch_size: int, plugins: Sequence[SupervisedPlugin], quiet: bool) -> Naive:
+    """Avalanche's ``Naive`` with Adam, one epoch per ``train`` call (the iteration budget sets its length)."""
+    return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr), train_mb_size=batch_size,
+                 train_epochs=1, eval_mb_size=1000, evaluator=evaluator(quiet), plugins=list(plugins))
 
 
 def seed_everything(seed: int) -> None:

@@ -7,34 +7,32 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import torch
 from avalanche.benchmarks.classic import SplitMNIST
+from avalanche.core import SupervisedPlugin
 from avalanche.models import SimpleMLP
-from avalanche.training import Naive
 
 from replay import GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.generators import mlp_vae
 from replay.priors import build
 
 try:
-    from examples.common import arguments, evaluator, seed_everything, train_and_evaluate
+    from examples.common import arguments, naive, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import arguments, evaluator, seed_everything, train_and_evaluate
+    from common import arguments, naive, seed_everything, train_and_evaluate
 
 
-def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian") -> float:
+def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
+         other_plugins: Sequence[SupervisedPlugin] = (), name: str = "GR") -> float:
+    """Train GR with ``prior`` (and the user's ``other_plugins``) on the stream; return the final accuracy."""
     args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
     solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)
     # the generator adopts the stream's normalisation and replays normalised images, like the data
     generator = mlp_vae((1, 28, 28), build(prior, latent_dim=100, n_classes=10))
-    strategy = Naive(model=solver, optimizer=torch.optim.Adam(solver.parameters(), lr=1e-3), train_mb_size=128,
-                     train_epochs=1, eval_mb_size=1000, evaluator=evaluator(args.quiet),
-                     plugins=[GenerativeReplayPlugin(generator, lr=1e-3), SeenUnitsMask(),
-                              IterationBudget(args.iterations)])
-    accuracy = train_and_evaluate(strategy, benchmark)
-    print(f"GR ({prior}) on stock SplitMNIST, seed {args.seed}: accuracy {accuracy:.4f}")
+    plugins = [GenerativeReplayPlugin(generator, lr=1e-3), *other_plugins, SeenUnitsMask(), IterationBudget(args.iterations)]
+    accuracy = train_and_evaluate(naive(solver, 1e-3, 128, plugins, args.quiet), benchmark)
+    print(f"{name} ({prior}) on stock SplitMNIST, seed {args.seed}: accuracy {accuracy:.4f}")
     return accuracy
 
 
