@@ -7,6 +7,7 @@ per experience, about as many iterations as ours). Prints a table (mean and std 
 JSON with the per-seed accuracies and wall times.
 
     python scripts/bench_stock_split_mnist.py --data data --seeds 0 1 2 --avalanche-seeds 0 --out results/stock_split_mnist.json
+    python scripts/bench_stock_split_mnist.py --methods gr --seeds 2 --out results/stock_gr_seed2.json   # one part of it
 """
 from __future__ import annotations
 
@@ -52,16 +53,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--avalanche-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--avalanche-epochs", type=int, default=21, help="epochs per experience of Avalanche's GR")
+    parser.add_argument("--methods", nargs="+", choices=("gr", "bir", "avalanche"), default=["gr", "bir", "avalanche"])
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args()
     common = ["--data", args.data, "--iterations", str(args.iterations), "--quiet"]
-    runs = {"GR (gaussian), SimpleMLP": lambda s: gr_split_mnist.main([*common, "--seed", str(s)]),
-            "BI-R (gmm), BIRModel": lambda s: bir_split_mnist.main([*common, "--seed", str(s)]),
-            f"Avalanche GenerativeReplay, SimpleMLP, {args.avalanche_epochs} epochs":
-                lambda s: avalanche_gr(args.data, s, args.avalanche_epochs)}
-    seeds = {name: args.seeds for name in list(runs)[:2]} | {list(runs)[2]: args.avalanche_seeds}
+    methods = {
+        "gr": ("GR (gaussian), SimpleMLP", lambda s: gr_split_mnist.main([*common, "--seed", str(s)]), args.seeds),
+        "bir": ("BI-R (gmm), BIRModel", lambda s: bir_split_mnist.main([*common, "--seed", str(s)]), args.seeds),
+        "avalanche": (f"Avalanche GenerativeReplay, SimpleMLP, {args.avalanche_epochs} epochs",
+                      lambda s: avalanche_gr(args.data, s, args.avalanche_epochs), args.avalanche_seeds),
+    }
+    runs = {methods[m][0]: methods[m][1] for m in args.methods}
+    seeds = {methods[m][0]: methods[m][2] for m in args.methods}
     results: dict[str, dict] = {name: {"seeds": [], "accuracy": [], "seconds": []} for name in runs}
-    for seed in sorted(set(args.seeds) | set(args.avalanche_seeds)):
+    for seed in sorted({seed for chosen in seeds.values() for seed in chosen}):
         for name, run in runs.items():
             if seed in seeds[name]:
                 accuracy, seconds = timed(lambda: run(seed))

@@ -102,7 +102,7 @@ def test_a_bernoulli_generator_refuses_data_outside_the_unit_interval_in_one_lin
         strategy.train(stream.train_stream[0])
     message = str(error.value)
     assert "\n" not in message and "bernoulli likelihood models data in [0, 1]" in message
-    assert "experience 0" in message and "normalization=Normalization(mean, std)" in message
+    assert "experience 0" in message and "normalization=replay.generators.Normalization(mean, std)" in message
     low, high = float(((x - 0.5) / 0.2).min()), float(((x - 0.5) / 0.2).max())
     assert f"[{low:.3g}, {high:.3g}]" in message
 

@@ -164,4 +164,4 @@ class ModelsData:
         raise UserInputError(
             f"{where}: the {self.likelihood.name} likelihood models data in [{low:g}, {high:g}], but the batch spans "
             f"[{lo:.3g}, {hi:.3g}]{undone}; pass the mean and std your transforms normalise with, as "
-            "normalization=Normalization(mean, std), to the generator (mlp_vae, conv_vae, VAE or BIRModel)")
+            "normalization=replay.generators.Normalization(mean, std), to the generator (mlp_vae, conv_vae, VAE or BIRModel)")
