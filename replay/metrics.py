@@ -11,6 +11,8 @@ from torch import Tensor
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
+from replay.checks import COUNT
+from replay.errors import UserInputError
 from replay.plugins.common import ReplayTrace
 
 if TYPE_CHECKING:
@@ -32,8 +34,7 @@ class ReplayLossMetric(PluginMetric[dict]):
 
     def __init__(self, every: int = 100):
         super().__init__()
-        if every < 1:
-            raise ValueError(f"ReplayLossMetric: every must be >= 1 iteration, got {every}")
+        COUNT.check("ReplayLossMetric: every", every)
         self.every = every
         self.experience_means: list[dict[str, float]] = []
         self._window = TermSums()
@@ -184,5 +185,5 @@ def replay_source(strategy: SupervisedTemplate) -> ReplayTrace:
     for plugin in strategy.plugins:
         if isinstance(plugin, ReplayTrace):
             return plugin
-    raise ValueError("the replay metrics need a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
+    raise UserInputError("the replay metrics need a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
                      "strategy's plugins")

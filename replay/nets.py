@@ -6,6 +6,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from replay.errors import UserInputError
+
 CONV_CHANNELS = (16, 32, 64, 128, 256)
 
 
@@ -53,7 +55,7 @@ class GatedMLPDecoder(nn.Module):
             h = torch.relu(layer(h))
             if self.gated:
                 if gate is None:
-                    raise ValueError("this decoder is gated: pass the context (one-hot or probabilities) as gate")
+                    raise UserInputError("this decoder is gated: pass the context (one-hot or probabilities) as gate")
                 h = h * (gate @ masks)
         return self.output(h)
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from replay.errors import UserInputError
+
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -45,7 +47,7 @@ CIFAR_LABEL_KEY = {"cifar10": "labels", "cifar100": "fine_labels"}
 CIFAR_META = {"cifar10": ("batches.meta", "label_names"), "cifar100": ("meta", "fine_label_names")}
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserInputError, FileNotFoundError):
     """The data set is not on disk and could not be fetched; the message says where to put it."""
 
 
@@ -75,7 +77,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 def read_idx(path: Path) -> np.ndarray:
     raw = path.read_bytes()
     if raw[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not a uint8 idx file")
+        raise UserInputError(f"{path} is not a uint8 idx file: delete it so that it is fetched again")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -190,7 +192,7 @@ def load_mnist(root: Path | str | None = None, train: bool = True, fetch: bool =
 def load_cifar(name: str, root: Path | str | None = None, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10/100 from torchvision's pickled format as (uint8 images [n, 3, 32, 32], int64 labels [n])."""
     if name not in CIFAR_FOLDERS:
-        raise ValueError(f"unknown CIFAR data set {name!r}; choose one of {sorted(CIFAR_FOLDERS)}")
+        raise UserInputError(f"unknown CIFAR data set {name!r}; choose one of {sorted(CIFAR_FOLDERS)}")
     root = Path(root) if root is not None else default_root()
     folder = root / CIFAR_FOLDERS[name]
     files = [folder / f for f in CIFAR_FILES[name][train]]

@@ -22,6 +22,8 @@ from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
 from avalanche.benchmarks.utils.classification_dataset import TaskAwareSupervisedClassificationDataset
 from avalanche.benchmarks.utils.data_attribute import DataAttribute
 
+from replay.errors import UserInputError
+
 from scenarios.data import load_cifar, load_mnist
 
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
@@ -34,7 +36,7 @@ class TensorPairs(Dataset):
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, task: int = 0):
         if len(x) != len(y):
-            raise ValueError(f"{len(x)} inputs but {len(y)} labels")
+            raise UserInputError(f"{len(x)} inputs but {len(y)} labels")
         self.x, self.y, self.task = x, y, task
 
     def __len__(self) -> int:
@@ -74,7 +76,7 @@ def class_incremental_benchmark(
     """
     n_classes = len(class_order)
     if n_classes % n_experiences:
-        raise ValueError(f"{n_classes} classes cannot be split evenly into {n_experiences} experiences")
+        raise UserInputError(f"{n_classes} classes cannot be split evenly into {n_experiences} experiences")
     per_exp = n_classes // n_experiences
     relabel = torch.empty(max(class_order) + 1, dtype=torch.int64)
     relabel[torch.tensor(class_order)] = torch.arange(n_classes)
@@ -101,8 +103,7 @@ def _mnist_float(images: torch.Tensor) -> torch.Tensor:
 
 def split_mnist(n_experiences: int = 5, seed: int = 0, root: Path | str | None = None) -> CLScenario:
     """Split MNIST, class-incremental: 5 experiences of 2 classes (or 10 of 1), ``ToTensor`` only."""
-    if n_experiences not in (5, 10):
-        raise ValueError(f"split MNIST supports 5 or 10 experiences, not {n_experiences}")
+    check_stream("split_mnist", n_experiences)
     train_x, train_y = load_mnist(root, train=True)
     test_x, test_y = load_mnist(root, train=False)
     return class_incremental_benchmark(
@@ -123,8 +124,7 @@ def permuted_mnist(
     n_experiences: int = 10, seed: int = 0, scenario: str = "class", root: Path | str | None = None
 ) -> CLScenario:
     """Permuted MNIST padded to 32x32; ``scenario='class'`` gives 10 new units per experience, 'domain' 10 in all."""
-    if scenario not in ("class", "domain"):
-        raise ValueError(f"permuted MNIST scenario must be 'class' or 'domain', not {scenario!r}")
+    check_stream("permuted_mnist", n_experiences, scenario)
     padded = {}
     for split in (True, False):
         x, y = load_mnist(root, train=split)
@@ -156,6 +156,7 @@ def normalize_cifar(images: torch.Tensor) -> torch.Tensor:
 
 def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | None = None) -> CLScenario:
     """Split CIFAR-100, class-incremental, 10 experiences of 10 classes, no augmentation."""
+    check_stream("split_cifar100", n_experiences)
     train_x, train_y = load_cifar("cifar100", root, train=True)
     test_x, test_y = load_cifar("cifar100", root, train=False)
     return class_incremental_benchmark(
@@ -164,13 +165,32 @@ def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | No
     )
 
 
+def check_stream(name: str, n_experiences: int, scenario: str = "class") -> None:
+    """Refuse, in one line, a stream its builder cannot make (before any data is loaded).
+
+    Args:
+        name: one of ``STREAMS``.
+        n_experiences: split MNIST: 5 or 10; split CIFAR-100: a divisor of 100; permuted MNIST: 1 to 100.
+        scenario: ``class`` (new output units per experience) or, for permuted MNIST only, ``domain``.
+    """
+    if name not in STREAMS:
+        raise UserInputError(f"unknown stream {name!r}; choose one of {', '.join(STREAMS)}")
+    allowed = {"split_mnist": (5, 10), "split_cifar100": tuple(n for n in range(1, 101) if 100 % n == 0),
+               "permuted_mnist": tuple(range(1, 101))}[name]
+    if n_experiences not in allowed:
+        shown = "1 to 100" if name == "permuted_mnist" else f"{', '.join(map(str, allowed[:-1]))} or {allowed[-1]}"
+        raise UserInputError(f"stream.n_experiences: {name} supports {shown} experiences, not {n_experiences}")
+    if scenario not in ("class", "domain") or (scenario == "domain" and name != "permuted_mnist"):
+        allowed_scenarios = "'class' or 'domain'" if name == "permuted_mnist" else "'class'"
+        raise UserInputError(f"stream.scenario: {name} supports {allowed_scenarios}, not {scenario!r}")
+
+
 def build_stream(name: str, n_experiences: int, seed: int, root: Path | str | None = None,
                  scenario: str = "class") -> CLScenario:
-    """The stream named in a config."""
+    """The stream named in a config (``check_stream`` first)."""
+    check_stream(name, n_experiences, scenario)
     if name == "split_mnist":
         return split_mnist(n_experiences, seed, root)
     if name == "permuted_mnist":
         return permuted_mnist(n_experiences, seed, scenario, root)
-    if name == "split_cifar100":
-        return split_cifar100(n_experiences, seed, root)
-    raise ValueError(f"unknown stream {name!r}; choose one of {', '.join(STREAMS)}")
+    return split_cifar100(n_experiences, seed, root)

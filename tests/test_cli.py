@@ -105,6 +105,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_key_existed(mnist_root
     checkpoint["accuracy_matrix"] = checkpoint["accuracy_matrix"][:4]
     checkpoint["train_seconds_per_experience"] = checkpoint["train_seconds_per_experience"][:4]
     torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    (tmp_path / "result.json").unlink()  # killed before the end
     assert main(args + ["--resume"]) == 0
     result = read_result(tmp_path / "result.json")
     assert len(result["eval_seconds_per_experience"]) == 5 and result["total_seconds"] is None

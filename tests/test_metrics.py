@@ -105,7 +105,7 @@ def test_without_a_replay_plugin_it_fails_before_training(tiny_stream):
                      evaluator=EvaluationPlugin(ReplayLossMetric(), loggers=[]))
     with pytest.raises(ValueError, match="need a GenerativeReplayPlugin or BrainInspiredReplayPlugin"):
         strategy.train(tiny_stream.train_stream[0])
-    with pytest.raises(ValueError, match="every must be >= 1"):
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
         ReplayLossMetric(every=0)
 
 

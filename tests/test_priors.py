@@ -213,7 +213,7 @@ def test_bad_input_gives_clear_errors():
         priors.build("nope", latent_dim=4)
     with pytest.raises(ValueError, match="has no parameter 'radius'; allowed: r, sampling"):
         priors.build("binarized_gaussian", latent_dim=4, radius=1.0)
-    with pytest.raises(ValueError, match="r must be >= 0"):
+    with pytest.raises(ValueError, match="r must be a number >= 0"):
         priors.build("binarized_gmm", latent_dim=4, n_classes=2, r=-0.1)
     with pytest.raises(ValueError, match="needs n_classes"):
         priors.build("gmm", latent_dim=4)

@@ -49,7 +49,7 @@ def test_pool_redraws_when_too_few_rows_are_left_or_after_clear():
 
 @pytest.mark.parametrize("chunk", [0, -2, 1.5])
 def test_pool_refuses_a_chunk_that_is_not_a_positive_integer(chunk):
-    with pytest.raises(ValueError, match="replay_chunk must be a positive integer"):
+    with pytest.raises(ValueError, match="replay_chunk must be an integer >= 1"):
         ReplayPool(chunk)
 
 

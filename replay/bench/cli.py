@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from replay.bench.config import ConfigError, load_yaml, resolve
+from replay.bench.config import load_yaml, resolve
+from replay.errors import UserInputError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "default.yaml"
 
@@ -25,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"precision={args.precision}")
     config = resolve(user, overrides)
     out = Path(args.out) if args.out else Path("runs") / default_run_name(config)
-    result = run(config, out, resume=args.resume)
+    result = run(config, out, resume=args.resume, overwrite=args.overwrite)
     print(f"final average accuracy {result['final_average_accuracy']:.4f} "
           f"({result['iterations_per_second']:.1f} it/s); result in {out / 'result.json'}")
     return 0
@@ -37,17 +38,13 @@ def default_run_name(config: dict) -> str:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from scenarios.data import DataNotFoundError, fetch_mnist, load_cifar
+    from scenarios.data import fetch_mnist, load_cifar
 
-    try:
-        if args.dataset == "mnist":
-            print(f"MNIST verified in {fetch_mnist(args.root, try_torchvision=not args.offline)}")
-        else:
-            images, _ = load_cifar(args.dataset, args.root, train=True)
-            print(f"{args.dataset} found: {len(images)} training images")
-    except DataNotFoundError as error:
-        print(f"replay-bench: {error}", file=sys.stderr)
-        return 2
+    if args.dataset == "mnist":
+        print(f"MNIST verified in {fetch_mnist(args.root, try_torchvision=not args.offline)}")
+    else:
+        images, _ = load_cifar(args.dataset, args.root, train=True)
+        print(f"{args.dataset} found: {len(images)} training images")
     return 0
 
 
@@ -120,7 +117,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=("cpu", "cuda"))
     run.add_argument("--precision", choices=("fp32", "bf16"), help="bf16: training iterations under bfloat16 autocast")
     run.add_argument("--out", help="output folder (default runs/<stream>/<method>_<prior>/seed<N>)")
-    run.add_argument("--resume", action="store_true", help="continue from the last finished experience")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the last finished experience")
+    again.add_argument("--overwrite", action="store_true", help="remove the run in --out and start afresh")
     run.set_defaults(func=cmd_run)
 
     fetch = sub.add_parser("fetch-data", help="find or fetch a data set and verify it")
@@ -166,11 +165,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command. What the user must fix (``UserInputError``: config, data, arguments, a diverged run) is
+    one line on stderr and exit code 2; anything else is a bug and keeps its traceback."""
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
-        print(f"replay-bench: {error}", file=sys.stderr)
+    except UserInputError as error:
+        print(f"replay-bench: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from replay.bench.results import csv_text
+from replay.errors import UserInputError
 from replay.priors import prior_parameters
 
 
@@ -104,7 +105,7 @@ def paired_difference(baseline: list[dict], other: list[dict]) -> dict[str, Any]
     acc_other = {r["seed"]: r["final_average_accuracy"] for r in other}
     seeds = sorted(set(acc_base) & set(acc_other))
     if len(seeds) < 2:
-        raise ValueError(f"a paired comparison needs at least 2 seeds run by both; common seeds: {seeds}")
+        raise UserInputError(f"a paired comparison needs at least 2 seeds run by both; common seeds: {seeds}")
     diffs = np.array([acc_other[s] - acc_base[s] for s in seeds])
     n, mean = len(diffs), float(diffs.mean())
     se = float(diffs.std(ddof=1) / np.sqrt(n))

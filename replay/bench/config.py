@@ -7,20 +7,23 @@ line naming the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from replay.priors import PRIORS, prior_parameters
+from replay.checks import COUNT, POSITIVE, Range
+from replay.errors import UserInputError
+from replay.priors import PRIORS, check_parameters, prior_parameters
+from scenarios.streams import STREAMS, check_stream
 
-STREAMS = ("split_mnist", "permuted_mnist", "split_cifar100")
 METHODS = ("naive", "joint", "gr", "bir")
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A configuration problem, stated in one line."""
 
 
@@ -75,6 +78,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "precision": "fp32",            # fp32 | bf16 (training iterations under bfloat16 autocast)
     "progress": True,
+    "check_finite_every": 50,       # stop at a non-finite loss or parameter, read every this many iterations (0: off)
 }
 
 # The card's protocol per stream (REFERENCE.md section 1); applied before the user's keys.
@@ -89,6 +93,43 @@ STREAM_DEFAULTS: dict[str, dict[str, Any]] = {
         "optimizer": {"lr": 0.0001}, "batch_size": 256, "iterations_per_experience": 5000,
     },
 }
+
+
+# Allowed values of the numeric keys (prior parameters: the prior's own ``ranges``). Lists: (range of each
+# element, required length or None for any non-empty length).
+RANGES: dict[tuple[str, ...], Range] = {
+    ("stream", "n_experiences"): COUNT,
+    ("model", "latent_dim"): COUNT,
+    ("optimizer", "lr"): POSITIVE,
+    ("iterations_per_experience",): COUNT,
+    ("batch_size",): Range(2, integer=True),  # batch statistics (the Bernoulli head's batch-norm, CGM's MMD) need 2
+    ("eval_batch_size",): COUNT,
+    ("seed",): Range(0, 2**32 - 1, integer=True),
+    ("method", "replay_size"): COUNT,
+    ("method", "replay_chunk"): COUNT,
+    ("method", "temperature"): POSITIVE,
+    ("method", "generator_iterations"): COUNT,
+    ("method", "gate_prop"): Range(0, 1, high_open=True),
+    ("check_finite_every",): Range(0, integer=True),
+}
+LIST_RANGES: dict[tuple[str, ...], tuple[Range, Optional[int]]] = {
+    ("model", "hidden"): (COUNT, None),
+    ("method", "generator_hidden"): (COUNT, None),
+    ("optimizer", "betas"): (Range(0, 1, high_open=True), 2),
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with the numbers of YAML 1.2: ``1e-4`` is a float (PyYAML's YAML 1.1 reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 def deep_update(base: dict, update: dict) -> dict:
@@ -106,7 +147,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    try:
+        return key.strip().split("."), read_yaml(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {text}: the value is not valid YAML ({' '.join(str(error).split())})") from None
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
@@ -118,6 +162,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {text}: {part!r} is not a section")
+        if not path[-1]:
+            raise ConfigError(f"--set {text}: empty key")
         node[path[-1]] = value
     return config
 
@@ -126,7 +172,12 @@ def load_yaml(path: Path | str) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file")
+    try:
+        data = read_yaml(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid YAML ({' '.join(str(error).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
@@ -135,15 +186,9 @@ def load_yaml(path: Path | str) -> dict:
 def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     """Defaults <- stream protocol <- method / prior defaults <- user config <- overrides; then validate."""
     user = apply_overrides(user, overrides or [])
-    stream_name = (user.get("stream") or {}).get("name", BASE_DEFAULTS["stream"]["name"])
-    if stream_name not in STREAMS:
-        raise ConfigError(f"stream.name: unknown stream {stream_name!r}; allowed: {', '.join(STREAMS)}")
-    method_name = (user.get("method") or {}).get("name", BASE_DEFAULTS["method"]["name"])
-    if method_name not in METHODS:
-        raise ConfigError(f"method.name: unknown method {method_name!r}; allowed: {', '.join(METHODS)}")
-    prior_name = (user.get("prior") or {}).get("name", BASE_DEFAULTS["prior"]["name"])
-    if prior_name not in PRIORS:
-        raise ConfigError(f"prior.name: unknown prior {prior_name!r}; allowed: {', '.join(PRIORS)}")
+    stream_name = _chosen_name(user, "stream", STREAMS)
+    method_name = _chosen_name(user, "method", METHODS)
+    prior_name = _chosen_name(user, "prior", tuple(PRIORS))
     if method_name in ("naive", "joint") and user.get("prior", {}) is None:
         user = {k: v for k, v in user.items() if k != "prior"}  # a resolved config, resolved again
     defaults = deep_update(BASE_DEFAULTS, STREAM_DEFAULTS[stream_name])
@@ -152,9 +197,41 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     _check_keys(user, defaults, [])
     config = deep_update(defaults, user)
     _check_types(config, defaults, [])
+    _check_ranges(config)
+    check_stream(stream_name, config["stream"]["n_experiences"], config["stream"]["scenario"])
     if method_name in ("naive", "joint"):
         config["prior"] = None
     return config
+
+
+def _chosen_name(user: dict, section: str, allowed: tuple[str, ...]) -> str:
+    """The ``name`` of a section (stream, method, prior), its default when absent; refused if unknown."""
+    values = user.get(section)
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{section}: expected a section, got {values!r}")
+    name = (values or {}).get("name", BASE_DEFAULTS[section]["name"])
+    if not isinstance(name, str) or name not in allowed:
+        raise ConfigError(f"{section}.name: unknown {section} {name!r}; allowed: {', '.join(allowed)}")
+    return name
+
+
+def _check_ranges(config: dict) -> None:
+    """Every numeric key within its range (``RANGES``, ``LIST_RANGES``, the prior's ``ranges``), one line each."""
+    for path, allowed in RANGES.items():
+        section, key = (config, path[0]) if len(path) == 1 else (config[path[0]], path[1])
+        if section.get(key) is not None:
+            allowed.check(".".join(path), section[key])
+    for (section, key), (allowed, length) in LIST_RANGES.items():
+        values = config[section].get(key)
+        if values is None:
+            continue
+        if (length is None and not values) or (length is not None and len(values) != length):
+            count = f"{length} values" if length else "at least one value"
+            raise ConfigError(f"{section}.{key}: expected {count}, got {values!r}")
+        for index, value in enumerate(values):
+            allowed.check(f"{section}.{key}[{index}]", value)
+    if config["prior"] is not None:
+        check_parameters(config["prior"]["name"], {k: v for k, v in config["prior"].items() if k != "name"})
 
 
 def _check_keys(user: Any, defaults: Any, path: list[str]) -> None:
@@ -201,6 +278,8 @@ def _check_types(config: Any, defaults: Any, path: list[str]) -> None:
     key = tuple(path[-2:]) if len(path) > 1 else tuple(path)
     if key in CHOICES and config is not None and config not in CHOICES[key]:
         raise ConfigError(f"{'.'.join(path)}: {config!r} is not allowed; allowed: {', '.join(map(str, CHOICES[key]))}")
+    if config is None and defaults is not None:
+        raise ConfigError(f"{'.'.join(path)}: a value is needed (default {defaults!r}); null is not allowed")
     if defaults is None:
         defaults = NULLABLE_TYPES.get(key)
     if config is not None and not _type_ok(config, defaults):

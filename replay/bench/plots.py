@@ -19,6 +19,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from replay.bench.compare import group_results  # noqa: E402
+from replay.errors import UserInputError  # noqa: E402
 
 
 def label_of(key: tuple) -> str:
@@ -80,7 +81,7 @@ def plot_comparison(ax_bars: Axes, ax_curve: Axes, groups: dict, ymin: float = 0
 def make_figure(results: list[dict], ymin: float = 0.0) -> Figure:
     """One row per configuration (seeds grouped), plus a comparison row when there are several."""
     if not 0.0 <= ymin < 1.0:
-        raise ValueError(f"--ymin must be in [0, 1), got {ymin}")
+        raise UserInputError(f"--ymin must be in [0, 1), got {ymin}")
     groups = group_results(results)
     rows = len(groups) + (1 if len(groups) > 1 else 0)
     fig, axes = plt.subplots(rows, 2, figsize=(12, 4.5 * rows), squeeze=False)
@@ -95,7 +96,7 @@ def make_figure(results: list[dict], ymin: float = 0.0) -> Figure:
 def check_figure_path(out: Path) -> None:
     """Raise, before any drawing, when the figure's format cannot be told from its suffix."""
     if out.suffix.lower() not in (".png", ".svg"):
-        raise ValueError(f"figure path {out} must end in .png or .svg")
+        raise UserInputError(f"figure path {out} must end in .png or .svg")
 
 
 def save_figure(fig: Figure, out: Path) -> Path:

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from replay.errors import UserInputError
+
 SCHEMA = "replay-bench/result/v1"
 REQUIRED_KEYS = (
     "schema", "config", "method", "prior", "stream", "seed", "accuracy_matrix", "final_average_accuracy",
@@ -26,16 +28,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
-def atomic_save_torch(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        torch.save(obj, handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(handle.name, path)
@@ -63,12 +55,15 @@ def write_accuracy_csv(path: Path, matrix: Sequence[Sequence[float]]) -> None:
 
 def read_result(path: Path | str) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"result file {path} does not exist")
-    data = json.loads(path.read_text())
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if data.get("schema") != SCHEMA or missing:
-        raise ValueError(f"{path} is not a {SCHEMA} result (missing {missing or ['schema']})")
+    if not path.is_file():
+        raise UserInputError(f"result file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"{path} is not a JSON result file ({error})") from None
+    missing = [k for k in REQUIRED_KEYS if k not in data] if isinstance(data, dict) else list(REQUIRED_KEYS)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
+        raise UserInputError(f"{path} is not a {SCHEMA} result (missing {missing or ['schema']})")
     return data
 
 
@@ -77,7 +72,7 @@ def results_in(folder: Path | str) -> list[dict]:
     folder = Path(folder)
     paths = sorted(folder.glob("seed*/result.json")) + sorted(folder.glob("seed*.json"))
     if not paths:
-        raise FileNotFoundError(f"no seed*/result.json or seed*.json in {folder}")
+        raise UserInputError(f"no seed*/result.json or seed*.json in {folder}")
     return [read_result(p) for p in paths]
 
 

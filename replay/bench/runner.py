@@ -22,18 +22,17 @@ from avalanche.training.templates import SupervisedTemplate
 
 from replay import priors
 from replay.bench.config import ConfigError, resolve
-from replay.bench.results import SCHEMA, atomic_save_torch, environment, write_accuracy_csv, write_json
+from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
+from replay.bench.rundir import ACCURACY_CSV, LOG, RESULT, RunFolder
+from replay.errors import NonFiniteError, UserInputError
 from replay.generators.vae import conv_vae, mlp_vae
 from replay.metrics import ReplayLossMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
+from replay.plugins.finite import FiniteGuardPlugin
 from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
 from scenarios.streams import build_stream
-
-CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
-ACCURACY_CSV = "accuracy.csv"
 
 
 class ProgressBar(SupervisedPlugin):
@@ -144,12 +143,14 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replays else (None, None)
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True), *([loss_metric, share_metric] if replays else []),
-        loggers=[TextLogger(open(out_dir / "log.txt", "a", buffering=1))],
+        loggers=[TextLogger(open(out_dir / LOG, "a", buffering=1))],
     )
     plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
     if stream["scenario"] == "class":
         plugins.insert(0, SeenUnitsMask())
+    if not replays:  # the replay plugins guard their own loss terms
+        plugins.append(FiniteGuardPlugin(config["check_finite_every"]))
     if config["precision"] == "bf16":
         plugins.append(MixedPrecision(torch.bfloat16))  # last: it closes autocast after the others' iteration work
     common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
@@ -163,7 +164,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                          class_to_context=gate_contexts(config, benchmark),
                          feature_extractor=extractor if internal else None, seed=config["seed"])
         options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"],
-                       distill=method["distill"], temperature=method["temperature"], conditional=method["conditional"])
+                       check_finite_every=config["check_finite_every"], distill=method["distill"], temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
         return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)
@@ -181,7 +182,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
         else:
             generator = mlp_vae(benchmark.input_shape, prior, generator_hidden)
         options = dict(lr=optimizer_args["lr"], betas=optimizer_args["betas"], replay_size=method["replay_size"],
-                       replay_chunk=method["replay_chunk"],
+                       replay_chunk=method["replay_chunk"], check_finite_every=config["check_finite_every"],
                        targets=method["targets"], temperature=method["temperature"],
                        generator_schedule=method["generator_schedule"],
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
@@ -209,9 +210,9 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, experiment: Experiment, finished: int, record: RunRecord) -> None:
+def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, record: RunRecord) -> None:
     strategy = experiment.strategy
-    atomic_save_torch({
+    folder.save_checkpoint({
         "config": experiment.config,
         "finished_experiences": finished,
         "accuracy_matrix": record.accuracy_matrix,
@@ -224,7 +225,7 @@ def save_checkpoint(path: Path, experiment: Experiment, finished: int, record: R
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
         "seen_units": [p.state_dict() for p in experiment.plugins if isinstance(p, SeenUnitsMask)],
         "rng": rng_state(),
-    }, path)
+    })
 
 
 def saved_config(state: dict) -> dict:
@@ -233,10 +234,10 @@ def saved_config(state: dict) -> dict:
     return resolve(copy.deepcopy(state["config"]))
 
 
-def restore_checkpoint(path: Path, experiment: Experiment) -> tuple[int, RunRecord]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tuple[int, RunRecord]:
+    """Put a checkpoint's model, optimiser, replay and RNG state into a freshly built experiment."""
     if saved_config(state) != experiment.config:
-        raise ConfigError(f"{path} was written by a different config; use another --out or drop --resume")
+        raise ConfigError(f"{folder} holds a run of a different config; use another --out, or --overwrite")
     strategy = experiment.strategy
     strategy.model.load_state_dict(state["model"])
     strategy.model.to(strategy.device)
@@ -260,7 +261,9 @@ def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment
     """A run's experiment holding its last checkpoint's model and replay state, with the checkpoint itself (for
     analyses of finished runs); ``root`` replaces the data root the run used."""
     folder = Path(folder)
-    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
+    state, _ = RunFolder(folder).load_checkpoint()
+    if state is None:
+        raise UserInputError(f"{folder} holds no checkpoint")
     config = saved_config(state)
     if root:
         config["stream"]["root"] = root
@@ -272,28 +275,53 @@ def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment
     return experiment, state
 
 
-def run(config: dict, out_dir: Path | str, resume: bool = False) -> dict:
-    """Run one config to completion (or from its last checkpoint with ``resume``); return the result dict."""
-    out_dir = Path(out_dir)
+def run(config: dict, out_dir: Path | str, resume: bool = False, overwrite: bool = False) -> dict:
+    """Run one config to completion and return the result dict.
+
+    Args:
+        config: a resolved config (``replay.bench.config.resolve``).
+        out_dir: the run's folder (``RunFolder``): locked while the run works in it.
+        resume: continue from the last readable checkpoint; a finished run is not run again, its result is returned.
+        overwrite: remove the folder's run and start afresh (without it, a folder that holds a run is refused).
+    """
+    with RunFolder(out_dir) as folder:
+        folder.prepare(resume, overwrite)
+        if resume and folder.finished:
+            result = read_result(folder.path / RESULT)
+            if saved_config(result) != config:
+                raise ConfigError(f"{folder.path} holds a finished run of a different config; use another --out")
+            print(f"{folder.path} holds a finished run; nothing to do", flush=True)
+            return result
+        state, note = folder.load_checkpoint() if resume else (None, None)
+        if note:
+            print(note, flush=True)
+        return train_run(config, folder, state)
+
+
+def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
+    """Train from the start or from a checkpoint's ``state``, checkpointing after every experience."""
+    out_dir = folder.path
     experiment = build_experiment(config, out_dir)
     strategy, benchmark = experiment.strategy, experiment.benchmark
     n_experiences = len(benchmark.train_stream)
-    checkpoint = out_dir / CHECKPOINT
     finished, record = 0, RunRecord()
-    if resume and checkpoint.exists():
-        finished, record = restore_checkpoint(checkpoint, experiment)
+    if state is not None:
+        finished, record = restore_checkpoint(state, experiment, out_dir)
     for index, experience in enumerate(benchmark.train_stream):
         if index < finished:
             continue
         start = time.perf_counter()
-        strategy.train(experience, eval_streams=[])
+        try:
+            strategy.train(experience, eval_streams=[])
+        except NonFiniteError as error:
+            raise NonFiniteError(f"{error}; {folder.kept_checkpoint()}") from None
         record.train_seconds.append(time.perf_counter() - start)
         record.replay_losses.append(experiment.loss_metric.experience_means[-1] if experiment.loss_metric else None)
         record.replay_shares.append(experiment.share_metric.experience_shares[-1] if experiment.share_metric else None)
         start = time.perf_counter()
         record.accuracy_matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
         record.eval_seconds.append(time.perf_counter() - start)
-        save_checkpoint(checkpoint, experiment, index + 1, record)
+        save_checkpoint(folder, experiment, index + 1, record)
         write_accuracy_csv(out_dir / ACCURACY_CSV, record.accuracy_matrix)
         print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in record.accuracy_matrix[-1]), flush=True)
     result = make_result(config, record, strategy.device)

@@ -13,6 +13,7 @@ import numpy as np
 
 from replay.bench.compare import group_results
 from replay.bench.plots import check_figure_path, label_of, plt, save_figure
+from replay.errors import UserInputError
 
 
 def mean_shares(members: list[dict]) -> dict[int, np.ndarray]:
@@ -30,7 +31,7 @@ def groups_with_shares(results: list[dict]) -> dict[tuple, dict[int, np.ndarray]
     groups = {key: mean_shares(members) for key, members in sorted(group_results(results).items())}
     groups = {key: shares for key, shares in groups.items() if shares}
     if not groups:
-        raise ValueError("none of these results recorded replay shares (GR and BI-R runs record them since "
+        raise UserInputError("none of these results recorded replay shares (GR and BI-R runs record them since "
                          "ReplayShareMetric; naive and joint do not replay)")
     return groups
 

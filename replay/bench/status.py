@@ -5,17 +5,18 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
 
 from replay.bench.results import read_result
-from replay.bench.runner import CHECKPOINT, RESULT, saved_config
+from replay.bench.rundir import CHECKPOINT, PREVIOUS_CHECKPOINT, RESULT, RunFolder
+from replay.bench.runner import saved_config
+from replay.errors import UserInputError
 
 
 def run_folders(roots: Iterable[Path | str]) -> list[Path]:
     """Every folder at or below ``roots`` that holds a result or a checkpoint, sorted."""
     found = set()
     for root in map(Path, roots):
-        for name in (RESULT, CHECKPOINT):
+        for name in (RESULT, CHECKPOINT, PREVIOUS_CHECKPOINT):
             found |= {path.parent for path in root.rglob(name)}
     return sorted(found)
 
@@ -27,12 +28,16 @@ def run_status(folder: Path) -> str:
         result = read_result(folder / RESULT)
         return (f"{folder}: done, final average accuracy {result['final_average_accuracy']:.4f}, "
                 f"{result['total_train_seconds'] / 60:.0f} min of training")
-    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False, mmap=True)
+    try:
+        state, note = RunFolder(folder).load_checkpoint()
+    except UserInputError as error:
+        return f"{folder}: {error}"
     finished, matrix = state["finished_experiences"], state["accuracy_matrix"]
     total = saved_config(state)["stream"]["n_experiences"]
     so_far = float(np.mean(matrix[-1][:finished]))
     return (f"{folder}: {finished}/{total} experiences, average accuracy so far {so_far:.4f}, "
-            f"{sum(state['train_seconds_per_experience']) / 60:.0f} min of training; resumable with --resume")
+            f"{sum(state['train_seconds_per_experience']) / 60:.0f} min of training; resumable with --resume"
+            + (f" ({note})" if note else ""))
 
 
 def status_lines(roots: Iterable[Path | str]) -> list[str]:

@@ -12,12 +12,14 @@ import math
 import torch
 from torch import Tensor
 
+from replay.errors import UserInputError
+
 REDUCTIONS = ("mean", "sum")
 
 
 def _reduce(per_unit: Tensor, reduction: str) -> Tensor:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+        raise UserInputError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
     per_unit = per_unit.flatten(1)
     return per_unit.mean(1) if reduction == "mean" else per_unit.sum(1)
 
@@ -84,5 +86,5 @@ LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": UnitGaussian}
 
 def likelihood(name: str) -> type:
     if name not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
+        raise UserInputError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
     return LIKELIHOODS[name]

@@ -7,6 +7,7 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from replay.errors import UserInputError
 from replay.generators.likelihoods import likelihood as get_likelihood
 from replay.generators.normalization import ModelsData, Normalization
 from replay.nets import GatedMLPDecoder, conv_stack, deconv_stack, mlp
@@ -66,7 +67,7 @@ class VAE(ModelsData, nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
+            raise UserInputError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.head(self.encoder(x))

@@ -9,7 +9,9 @@ from torch.nn import functional as F
 
 from avalanche.training.plugins import SupervisedPlugin
 
+from replay.checks import COUNT, POSITIVE, check_ranges
 from replay.errors import UserInputError
+from replay.plugins.finite import FiniteGuard
 from replay.models.bir import BIRModel
 from replay.plugins.common import (
     DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, distillation_loss, frozen_copy,
@@ -48,14 +50,15 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         temperature: distillation temperature T (> 0).
         conditional: draw z from the replayed class's prior mode (else unconditional, gate by class).
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
+        check_finite_every: stop at the first non-finite loss term or parameter, read on the host every this many
+            iterations (``FiniteGuard``; 0 turns it off).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
-                 conditional: bool = True, replay_chunk: int = 1):
+                 conditional: bool = True, replay_chunk: int = 1, check_finite_every: int = 50):
         super().__init__()
-        if temperature <= 0 or (replay_size is not None and replay_size < 1):
-            raise UserInputError(f"BrainInspiredReplayPlugin needs temperature > 0 and replay_size >= 1; "
-                                 f"got {temperature} and {replay_size}")
+        check_ranges("BrainInspiredReplayPlugin: ", {"temperature": POSITIVE, "replay_size": COUNT},
+                     dict(temperature=temperature, replay_size=replay_size))
         self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
         self.pool = ReplayPool(replay_chunk)
         self.frozen_model: Optional[BIRModel] = None
@@ -65,6 +68,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         self.experiences_done = 0
         self._losses: dict[str, Tensor] = {}
         self.data_guard = DataGuard("BrainInspiredReplayPlugin")
+        self.finite = FiniteGuard(check_finite_every, "BrainInspiredReplayPlugin")
 
     @property
     def t(self) -> int:
@@ -78,6 +82,7 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs):
         strategy.model.prior.observe_classes(strategy.experience.classes_in_this_experience)
         self.data_guard.start(strategy.model, [self.frozen_model], strategy.experience)
+        self.finite.start(strategy.experience.current_experience)
         if self.frozen_model is not None:
             self.frozen_model.to(strategy.device)
         self.pool.clear()
@@ -149,9 +154,13 @@ class BrainInspiredReplayPlugin(ReplayTrace, SupervisedPlugin):
         self._replay = None
         strategy.loss = loss
 
+    def after_training_iteration(self, strategy, **kwargs):
+        self.finite.observe({"loss": strategy.loss, **self._losses}, {"model": strategy.model})
+
     @torch.no_grad()
     def after_training_exp(self, strategy, **kwargs):
         model: BIRModel = strategy.model
+        self.finite.check({"model": model})
         latents = labels = None
         if model.prior.wants_latents:  # current data plus as many replayed samples, through the current encoder
             latents, labels = posterior_means(model, strategy.experience.dataset, strategy.device)

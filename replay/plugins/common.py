@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from avalanche.models import MultiTaskModule
 
+from replay.checks import COUNT
 from replay.errors import UserInputError
 from replay.generators.normalization import ModelsData, find_normalization
 
@@ -162,8 +163,7 @@ class ReplayPool:
     """
 
     def __init__(self, chunk: int = 1):
-        if not isinstance(chunk, int) or chunk < 1:
-            raise ValueError(f"replay_chunk must be a positive integer, got {chunk!r}")
+        COUNT.check("replay_chunk", chunk)
         self.chunk = chunk
         self.clear()
 

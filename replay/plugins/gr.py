@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
 from replay.generators.vae import VAE
+from replay.checks import COUNT, POSITIVE, Range, check_ranges
 from replay.errors import UserInputError
+from replay.plugins.finite import FiniteGuard
 from replay.plugins.common import (
     DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, check_single_head, distillation_loss,
     frozen_copy, posterior_means, replay_weights,
@@ -60,6 +62,8 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         generator_iterations: generator steps after each experience, for ``"after"``.
         optimizer_factory: builds the generator's optimiser from its parameters.
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
+        check_finite_every: stop at the first non-finite loss term or parameter, read on the host every this many
+            iterations (``FiniteGuard``; 0 turns it off).
     """
 
     trains_after_iteration = True  # the generator's step (see MixedPrecision)
@@ -68,15 +72,17 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
                  replay_size: Optional[int] = None, targets: str = "hard", temperature: float = 2.0,
                  generator_schedule: str = "alongside", generator_iterations: int = 2000,
                  optimizer_factory: Optional[Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = None,
-                 replay_chunk: int = 1):
+                 replay_chunk: int = 1, check_finite_every: int = 50):
         super().__init__()
         if targets not in TARGETS:
-            raise ValueError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
+            raise UserInputError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
         if generator_schedule not in GENERATOR_SCHEDULES:
-            raise ValueError(f"unknown generator_schedule {generator_schedule!r}; choose one of {', '.join(GENERATOR_SCHEDULES)}")
-        if temperature <= 0 or lr <= 0 or (replay_size is not None and replay_size < 1) or generator_iterations < 1:
-            raise UserInputError(f"GenerativeReplayPlugin needs lr > 0, temperature > 0, replay_size >= 1 and "
-                                 f"generator_iterations >= 1; got {lr}, {temperature}, {replay_size}, {generator_iterations}")
+            raise UserInputError(f"unknown generator_schedule {generator_schedule!r}; choose one of {', '.join(GENERATOR_SCHEDULES)}")
+        check_ranges("GenerativeReplayPlugin: ", {"lr": POSITIVE, "temperature": POSITIVE, "replay_size": COUNT,
+                                                  "generator_iterations": COUNT},
+                     dict(lr=lr, temperature=temperature, replay_size=replay_size, generator_iterations=generator_iterations))
+        for beta in betas:
+            Range(0, 1, high_open=True).check("GenerativeReplayPlugin: betas", beta)
         self.generator = generator
         self.optimizer_factory = optimizer_factory or (lambda params: adam(params, lr=lr, betas=betas))
         self.generator_optimizer: Optional[torch.optim.Optimizer] = None
@@ -93,6 +99,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self.experiences_done = 0
         self._losses: dict[str, Tensor] = {}
         self.data_guard = DataGuard("GenerativeReplayPlugin")
+        self.finite = FiniteGuard(check_finite_every, "GenerativeReplayPlugin")
 
     # -- set-up ----------------------------------------------------------------------------------------------
     def before_training(self, strategy, **kwargs):
@@ -110,6 +117,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
                 frozen.to(strategy.device)
         self.generator.prior.observe_classes(strategy.experience.classes_in_this_experience)
         self.data_guard.start(self.generator, [self.frozen_generator], strategy.experience)
+        self.finite.start(strategy.experience.current_experience)
         self.pool.clear()
         self.classes.start(strategy.experience.classes_in_this_experience, strategy.device)
 
@@ -185,11 +193,17 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         if self.generator_schedule == "alongside":
             self.generator_step(strategy.mb_x, strategy.mb_y, self._replay)
         self._replay = None
+        self.finite.observe({"loss": strategy.loss, **self._losses}, self.guarded(strategy))
+
+    def guarded(self, strategy: SupervisedTemplate) -> dict[str, nn.Module]:
+        """The networks whose parameters the finite guard checks."""
+        return {"solver": strategy.model, "generator": self.generator}
 
     # -- end of experience -----------------------------------------------------------------------------------
     def after_training_exp(self, strategy, **kwargs):
         if self.generator_schedule == "after":
             self.train_generator_after(strategy)
+        self.finite.check(self.guarded(strategy))
         self.run_prior_hook(strategy)
         self.pool.clear()
         self.frozen_generator = frozen_copy(self.generator)

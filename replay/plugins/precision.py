@@ -7,6 +7,8 @@ import torch
 
 from avalanche.training.plugins import SupervisedPlugin
 
+from replay.errors import UserInputError
+
 
 class MixedPrecision(SupervisedPlugin):
     """Every training iteration under ``torch.autocast(device type, dtype)``, bfloat16 by default.
@@ -33,7 +35,7 @@ class MixedPrecision(SupervisedPlugin):
         later = strategy.plugins[strategy.plugins.index(self) + 1:]
         offending = [type(p).__name__ for p in later if getattr(p, "trains_after_iteration", False)]
         if offending:
-            raise ValueError(f"MixedPrecision must come after {', '.join(offending)} in the plugin list "
+            raise UserInputError(f"MixedPrecision must come after {', '.join(offending)} in the plugin list "
                              "(it closes autocast once their after_training_iteration work is done)")
 
     def before_training_iteration(self, strategy, **kwargs):

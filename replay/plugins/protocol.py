@@ -10,6 +10,9 @@ from torch.utils.data import Dataset
 
 from avalanche.training.plugins import SupervisedPlugin
 
+from replay.checks import COUNT
+from replay.errors import UserInputError
+
 
 class _Budgeted:
     """Iterates ``loader`` (re-shuffled at every pass) for exactly ``iterations`` batches."""
@@ -79,13 +82,12 @@ class IterationBudget(SupervisedPlugin):
 
     def __init__(self, iterations: int):
         super().__init__()
-        if iterations < 1:
-            raise ValueError(f"iterations per experience must be positive, got {iterations}")
+        COUNT.check("IterationBudget: iterations", iterations)
         self.iterations = iterations
 
     def before_training_exp(self, strategy, **kwargs):
         if strategy.train_epochs != 1:
-            raise ValueError(f"IterationBudget needs train_epochs=1, the strategy has {strategy.train_epochs}")
+            raise UserInputError(f"IterationBudget needs train_epochs=1, the strategy has {strategy.train_epochs}")
         strategy.dataloader = _Budgeted(strategy.dataloader, self.iterations)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Optional
 
+from replay.checks import check_ranges
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior
 from replay.priors.bernoulli import Bernoulli
 from replay.priors.cg_bpef import CGBPEF
@@ -35,20 +37,33 @@ def prior_parameters(name: str) -> dict[str, Any]:
 
 def prior_class(name: str) -> type[LatentPrior]:
     if name not in PRIORS:
-        raise ValueError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
+        raise UserInputError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
     return PRIORS[name]
 
 
-def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params: Any) -> LatentPrior:
-    """Build a registered prior; unknown parameters are refused with the allowed ones named."""
+def check_parameters(name: str, params: dict[str, Any]) -> None:
+    """Refuse unknown parameters (naming the allowed ones) and values outside the prior's ``ranges``."""
     allowed = prior_parameters(name)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise UserInputError(
             f"prior {name!r} has no parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}"
         )
+    check_ranges("prior.", prior_class(name).ranges, params)
+
+
+def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params: Any) -> LatentPrior:
+    """Build a registered prior after ``check_parameters``.
+
+    Args:
+        name: a key of ``PRIORS``.
+        latent_dim: size of the latent code.
+        n_classes: class slots (needed by the class-conditional priors).
+        params: the prior's own parameters (``prior_parameters(name)`` lists them with their defaults).
+    """
+    check_parameters(name, params)
     return prior_class(name)(latent_dim, n_classes, **params)
 
 
 __all__ = ["LatentPrior", "Bernoulli", "CGBPEF", "InteLClustered", "InteLSparse", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
-           "prior_parameters", "prior_class"]
+           "prior_parameters", "prior_class", "check_parameters"]

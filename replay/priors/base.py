@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from replay.checks import Range
+from replay.errors import UserInputError
+
 FLOAT32_METHODS = ("reparameterize", "regularizer", "sample")
 
 
@@ -73,6 +76,8 @@ class LatentPrior(nn.Module):
     conditional: bool = False
     #: whether ``end_experience`` needs the encoder's latent means of the experience's data
     wants_latents: bool = False
+    #: allowed values of the numeric constructor parameters, checked by ``replay.priors.build`` and the config
+    ranges: dict[str, Range] = {}
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -83,7 +88,7 @@ class LatentPrior(nn.Module):
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None):
         super().__init__()
         if latent_dim < 1:
-            raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+            raise UserInputError(f"latent_dim must be positive, got {latent_dim}")
         self.latent_dim = latent_dim
         self.n_classes = n_classes
         self.register_buffer("seen", torch.zeros(n_classes or 0, dtype=torch.bool))
@@ -122,7 +127,7 @@ class LatentPrior(nn.Module):
             return
         bad = [c for c in classes if not 0 <= c < self.n_classes]
         if bad:
-            raise ValueError(f"class {bad[0]} is outside the prior's {self.n_classes} class slots")
+            raise UserInputError(f"class {bad[0]} is outside the prior's {self.n_classes} class slots")
         self.seen[classes] = True
 
     def seen_classes(self) -> Tensor:
@@ -135,12 +140,12 @@ class LatentPrior(nn.Module):
         unique = torch.unique(classes).cpu()
         if unique.numel() and (unique.min() < 0 or unique.max() >= self.n_classes or not self.seen[unique].all()):
             unseen = [int(c) for c in unique if not (0 <= c < self.n_classes and self.seen[c])]
-            raise ValueError(f"class {unseen[0]} has not been seen by the prior (seen: {self.seen_classes().tolist()})")
+            raise UserInputError(f"class {unseen[0]} has not been seen by the prior (seen: {self.seen_classes().tolist()})")
 
     def uniform_seen_classes(self, n: int) -> Tensor:
         seen = self.seen_classes()
         if seen.numel() == 0:
-            raise ValueError("the prior has seen no class yet; call observe_classes first")
+            raise UserInputError("the prior has seen no class yet; call observe_classes first")
         return seen[torch.randint(len(seen), (n,), device=seen.device)]
 
     def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
@@ -152,7 +157,7 @@ class LatentPrior(nn.Module):
 
 def check_shapes(mu: Tensor, latent_dim: int) -> None:
     if mu.dim() != 2 or mu.shape[1] != latent_dim:
-        raise ValueError(f"latents of shape {tuple(mu.shape)} do not match the prior's latent size {latent_dim}")
+        raise UserInputError(f"latents of shape {tuple(mu.shape)} do not match the prior's latent size {latent_dim}")
 
 
 def as_long(classes: Sequence[int] | Tensor, device: torch.device) -> Tensor:

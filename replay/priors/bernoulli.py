@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from replay.checks import COUNT
 from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 
 
@@ -93,6 +94,8 @@ class Bernoulli(LatentPrior):
 
     conditional = True
     wants_latents = True
+
+    ranges = {"check_samples": COUNT}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, check_samples: int = 20_000):
         super().__init__(latent_dim, n_classes)

@@ -7,6 +7,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from replay.checks import Range, POSITIVE, COUNT
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 
 
@@ -60,14 +62,17 @@ class CGBPEF(LatentPrior):
 
     conditional = True
 
+    ranges = {"resolution": Range(4, integer=True), "order": COUNT, "t_max": POSITIVE, "t_min": POSITIVE,
+              "anneal_steps": COUNT}
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, resolution: int = 51, order: int = 10,
                  t_max: float = 1.0, t_min: float = 0.5, anneal_steps: int = 5000):
         if not n_classes:
-            raise ValueError("CGBPEF needs n_classes (one prior table per class)")
+            raise UserInputError("CGBPEF needs n_classes (one prior table per class)")
         if not 1 <= order < resolution - 1:
-            raise ValueError(f"cg_bpef needs 1 <= order < resolution - 1 (seed 004), got order={order}, resolution={resolution}")
+            raise UserInputError(f"cg_bpef needs 1 <= order < resolution - 1 (seed 004), got order={order}, resolution={resolution}")
         if not 0 < t_min <= t_max:
-            raise ValueError(f"cg_bpef temperatures need 0 < t_min <= t_max, got {t_min}, {t_max}")
+            raise UserInputError(f"cg_bpef temperatures need 0 < t_min <= t_max, got {t_min}, {t_max}")
         super().__init__(latent_dim, n_classes)
         self.t_max, self.t_min, self.anneal_steps = float(t_max), float(t_min), int(anneal_steps)
         self.register_buffer("points", grid(resolution))

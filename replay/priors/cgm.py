@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from replay.checks import POSITIVE, NON_NEGATIVE
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
 from replay.priors.divergences import mmd2_per_sample
 
@@ -43,15 +45,18 @@ class CGM(LatentPrior):
 
     conditional = True
 
+    ranges = {"variance": POSITIVE, "info_rate": POSITIVE, "lam": NON_NEGATIVE, "beta": NON_NEGATIVE,
+              "margin": NON_NEGATIVE}
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, variance: float = 0.02,
                  info_rate: Optional[float] = None, lam: float = 1000.0, beta: float = 1.0, margin: float = 1.0):
         if not n_classes:
-            raise ValueError("CGM needs n_classes (one prototype per class)")
+            raise UserInputError("CGM needs n_classes (one prototype per class)")
         super().__init__(latent_dim, n_classes)
         if info_rate is not None:
             variance = 4.0 ** (-info_rate / latent_dim)
         if not variance > 0:
-            raise ValueError(f"CGM variance must be positive, got {variance}")
+            raise UserInputError(f"CGM variance must be positive, got {variance}")
         self.variance, self.lam, self.beta, self.margin = float(variance), float(lam), float(beta), float(margin)
         self.prototypes = nn.Parameter(torch.randn(n_classes, latent_dim))
         self.register_buffer("frozen_prototypes", torch.zeros(n_classes, latent_dim))

@@ -6,6 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from replay.checks import NON_NEGATIVE
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl
 
@@ -14,7 +16,7 @@ SAMPLING_MODES = ("reduced_bias", "biased")
 
 def check_radius(r: float) -> float:
     if r < 0:
-        raise ValueError(f"the binarizing radius r must be >= 0, got {r}")
+        raise UserInputError(f"the binarizing radius r must be >= 0, got {r}")
     return float(r)
 
 
@@ -54,11 +56,13 @@ class BinarizedGaussian(Gaussian):
     refitted by ``end_experience`` on the latents it is given.
     """
 
+    ranges = {"r": NON_NEGATIVE}
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.01,
                  sampling: str = "reduced_bias"):
         super().__init__(latent_dim)
         if sampling not in SAMPLING_MODES:
-            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING_MODES)}")
+            raise UserInputError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING_MODES)}")
         self._r = check_radius(r)
         self.sampling = sampling
         self.wants_latents = sampling == "biased"

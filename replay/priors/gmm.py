@@ -6,6 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from replay.checks import NON_NEGATIVE
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl, log_normal_diag
 from replay.priors.gaussian import binary_shift, check_radius
@@ -32,9 +34,9 @@ class GMM(LatentPrior):
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, soft: str = "mc"):
         if not n_classes:
-            raise ValueError(f"{type(self).__name__} needs n_classes (one mode per class)")
+            raise UserInputError(f"{type(self).__name__} needs n_classes (one mode per class)")
         if soft not in SOFT_ESTIMATORS:
-            raise ValueError(f"unknown soft estimator {soft!r}; choose one of {', '.join(SOFT_ESTIMATORS)}")
+            raise UserInputError(f"unknown soft estimator {soft!r}; choose one of {', '.join(SOFT_ESTIMATORS)}")
         super().__init__(latent_dim, n_classes)
         self.soft = soft
         self.means = nn.Parameter(torch.randn(n_classes, latent_dim))
@@ -76,7 +78,7 @@ class GMM(LatentPrior):
             weights = self.seen.float() / self.seen.sum().clamp_min(1)
             return weights.unsqueeze(0).expand(mu.shape[0], -1)
         if probs.shape[1] > self.n_classes:
-            raise ValueError(f"{probs.shape[1]} class probabilities for a prior with {self.n_classes} classes")
+            raise UserInputError(f"{probs.shape[1]} class probabilities for a prior with {self.n_classes} classes")
         return nn.functional.pad(probs, (0, self.n_classes - probs.shape[1]))
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
@@ -100,6 +102,8 @@ class BinarizedGMM(GMM):
     each dimension shifted by +-r with probability 1/2. With soft probabilities the Monte-Carlo mixture uses
     the per-sample shifted modes m_c + r sign(mu - m_c).
     """
+
+    ranges = {"r": NON_NEGATIVE}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.002, soft: str = "mc"):
         super().__init__(latent_dim, n_classes, soft)

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from replay.checks import POSITIVE, NON_NEGATIVE
+from replay.errors import UserInputError
 from replay.priors.base import LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl
 
@@ -36,12 +38,15 @@ class InteLClustered(LatentPrior):
 
     conditional = True
 
+    ranges = {"c1": NON_NEGATIVE, "c2": POSITIVE, "sector_weight": NON_NEGATIVE, "kappa": POSITIVE,
+              "eps": POSITIVE}
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, c1: float = 5.0, c2: float = 0.5,
                  sector_weight: float = 1.0, kappa: float = 5.0, eps: float = 1e-6):
         if not n_classes or n_classes < 2:
-            raise ValueError("intel_clustered needs n_classes >= 2 (one sector per class)")
+            raise UserInputError("intel_clustered needs n_classes >= 2 (one sector per class)")
         if latent_dim < 2:
-            raise ValueError("intel_clustered needs latent_dim >= 2 (sectors live on the first two dims)")
+            raise UserInputError("intel_clustered needs latent_dim >= 2 (sectors live on the first two dims)")
         super().__init__(latent_dim, n_classes)
         self.c1, self.c2, self.sector_weight, self.kappa, self.eps = c1, c2, sector_weight, kappa, eps
         self.width = 2 * math.pi / n_classes
@@ -122,9 +127,11 @@ class InteLSparse(LatentPrior):
     since the regulariser receives z = g(y), which cannot be inverted. Unconditional: classes are ignored.
     """
 
+    ranges = {"gamma": NON_NEGATIVE}
+
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, gamma: float = 1.0):
         if gamma < 0:
-            raise ValueError(f"intel_sparse needs gamma >= 0, got {gamma}")
+            raise UserInputError(f"intel_sparse needs gamma >= 0, got {gamma}")
         super().__init__(latent_dim, None)
         self.gamma = gamma
         self.selector = nn.Linear(latent_dim, latent_dim)

@@ -1,0 +1,154 @@
+"""A run's output folder: one process at a time, never overwritten by mistake, checkpoints that are replaced
+only once their successor is written and loads.
+
+Files: ``result.json`` (a finished run), ``checkpoint.pt`` (the last finished experience), ``checkpoint.prev.pt``
+(the one before it, the fallback when the last is unreadable), ``accuracy.csv``, ``log.txt``, and ``.lock``
+(held with ``flock`` while a process works in the folder; the kernel releases it when the process dies, so a
+killed run never leaves the folder blocked).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from replay.errors import UserInputError
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+RESULT = "result.json"
+ACCURACY_CSV = "accuracy.csv"
+LOG = "log.txt"
+LOCK = ".lock"
+OUTPUTS = (RESULT, CHECKPOINT, PREVIOUS_CHECKPOINT, ACCURACY_CSV, LOG)
+CHECKPOINT_KEYS = ("config", "finished_experiences", "accuracy_matrix", "model", "rng")
+
+
+class RunFolder:
+    """The output folder of one run, locked for the lifetime of the ``with`` block.
+
+    Args:
+        path: the folder (created if missing).
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock: Optional[Any] = None
+
+    def __enter__(self) -> "RunFolder":
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise UserInputError(f"{self.path} is in use by another replay-bench process (pid {holder}); wait for it "
+                                 "to end or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    # -- what the folder holds -----------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return (self.path / RESULT).exists()
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return any((self.path / name).exists() for name in (CHECKPOINT, PREVIOUS_CHECKPOINT))
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to overwrite a run unless asked: a finished run without ``overwrite`` (with ``resume`` the caller
+        reports it as finished), an unfinished one without ``resume`` or ``overwrite``. ``overwrite`` removes the
+        run's outputs."""
+        if overwrite:
+            for name in OUTPUTS:
+                (self.path / name).unlink(missing_ok=True)
+            return
+        if self.finished and not resume:
+            raise UserInputError(f"{self.path} holds a finished run (result in {self.path / RESULT}); use another "
+                                 "--out, or --overwrite to run it again")
+        if self.has_checkpoint and not resume:
+            raise UserInputError(f"{self.path} holds an unfinished run; add --resume to continue it, or --overwrite "
+                                 "to start afresh")
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        """Write ``state`` to a temporary file, check that it loads, then make it ``checkpoint.pt``; the checkpoint
+        it replaces becomes ``checkpoint.prev.pt``. At every moment one loadable checkpoint is on disk."""
+        with tempfile.NamedTemporaryFile(dir=self.path, prefix=f".{CHECKPOINT}.", delete=False) as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            read_checkpoint(Path(handle.name))
+        except UserInputError:  # what was just written does not load: a bug or a full disk, never a user's error
+            os.unlink(handle.name)
+            raise RuntimeError(f"the checkpoint written to {self.path} does not load back") from None
+        current = self.path / CHECKPOINT
+        if current.exists():
+            os.replace(current, self.path / PREVIOUS_CHECKPOINT)
+        os.replace(handle.name, current)
+
+    def load_checkpoint(self) -> tuple[Optional[dict], Optional[str]]:
+        """The newest readable checkpoint (None when there is none) and, when it is the fallback, a line saying
+        why; raises ``UserInputError`` when checkpoints exist but none can be read."""
+        problems = []
+        for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+            path = self.path / name
+            if not path.exists():
+                continue
+            try:
+                state = read_checkpoint(path)
+            except UserInputError as error:
+                problems.append(str(error))
+                continue
+            note = None
+            if problems:
+                note = (f"{problems[0]}; resuming from {path} ({state['finished_experiences']} experiences "
+                        "finished) instead")
+            return state, note
+        if problems:
+            raise UserInputError(f"no readable checkpoint in {self.path}: {'; '.join(problems)}; use --overwrite "
+                                 "to start afresh")
+        return None, None
+
+    def kept_checkpoint(self) -> str:
+        """Where the last good checkpoint is, for messages of a run that stops."""
+        for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+            try:
+                state = read_checkpoint(self.path / name)
+            except (UserInputError, FileNotFoundError):
+                continue
+            return f"the checkpoint after experience {state['finished_experiences'] - 1} is kept in {self.path / name}"
+        return "no experience had finished, so there is no checkpoint"
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's content; a truncated or corrupt file, or one without a run's keys, gives one line."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # any unreadable file: truncated zip, pickle garbage, empty file
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise UserInputError(f"{path} is unreadable ({reason})") from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise UserInputError(f"{path} is not a replay-bench checkpoint (missing {', '.join(missing)})")
+    return state
