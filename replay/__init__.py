@@ -6,10 +6,11 @@ import warnings
 warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
 
 from replay.plugins import (  # noqa: E402
-    BrainInspiredReplayPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask,
+    BrainInspiredReplayPlugin, FeatureCache, FiniteGuardPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget,
+    MixedPrecision, SeenUnitsMask,
 )
 from replay.metrics import ReplayLossMetric, ReplayShareMetric  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches",
-           "MixedPrecision", "ReplayLossMetric", "ReplayShareMetric"]
+           "MixedPrecision", "ReplayLossMetric", "ReplayShareMetric", "FeatureCache", "FiniteGuardPlugin"]

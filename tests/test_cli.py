@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -275,14 +276,18 @@ def test_cifar_path_end_to_end_on_synthetic_files(tmp_path, capsys):
     assert main(["pretrain-conv", "--root", str(tmp_path), "--out", str(weights), "--epochs", "1", "--quiet"]) == 0
     assert weights.exists()
     for config in ("bir_gmm", "gr_binarized_gaussian"):
-        out = tmp_path / config
-        assert main(["run", str(REPO / f"configs/split_cifar100/{config}.yaml"), "--out", str(out),
-                     "--set", f"stream.root={tmp_path}", "--set", f"model.conv_weights={weights}",
-                     "--set", "iterations_per_experience=2", "--set", "batch_size=8",
-                     "--set", "method.generator_hidden=[16]" if config.startswith("gr") else "method.gate_prop=0.7",
-                     *SMALL]) == 0, capsys.readouterr()
-        result = read_result(out / "result.json")
-        assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
+        matrices = []
+        for cache in ("true", "false"):  # frozen features computed once, or a conv pass per batch
+            out = tmp_path / f"{config}_{cache}"
+            assert main(["run", str(REPO / f"configs/split_cifar100/{config}.yaml"), "--out", str(out),
+                         "--set", f"stream.root={tmp_path}", "--set", f"model.conv_weights={weights}",
+                         "--set", "iterations_per_experience=2", "--set", "batch_size=8",
+                         "--set", "method.generator_hidden=[16]" if config.startswith("gr") else "method.gate_prop=0.7",
+                         "--set", f"model.feature_cache={cache}", *SMALL]) == 0, capsys.readouterr()
+            result = read_result(out / "result.json")
+            assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
+            matrices.append(result["accuracy_matrix"])
+        assert np.allclose(matrices[0], matrices[1], atol=0.02)
 
 
 def test_binarized_shift_script_reports_the_runs_radius_against_the_plain_kl(mnist_root, tmp_path):

@@ -22,6 +22,7 @@ from replay.models import BIRModel, MLPClassifier
 from replay.priors import build
 from replay.strategies import BrainInspiredReplay
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 PRIORS = ("gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm")
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
@@ -87,3 +88,18 @@ def test_bir_stays_on_the_device(tiny_stream, prior, device):
     assert probe.replay_iterations == 15 and probe.devices == {device}
     assert module_devices(model, strategy.replay_plugin.frozen_model) == {device}
     assert all(math.isfinite(v) for v in strategy.replay_plugin.last_losses.values()) and len(accuracies) == 2
+
+
+@CUDA
+@pytest.mark.parametrize("prior", ["gmm", "binarized_gmm", "cgm", "cg_bpef", "intel_clustered"])
+def test_conditional_sampling_never_synchronises_with_the_host(prior):
+    """Conditional draws on the GPU run with torch's sync debug mode set to raise on any host synchronisation."""
+    latent = build(prior, latent_dim=8, n_classes=10).cuda()
+    latent.observe_classes(range(10))
+    classes = torch.randint(10, (256,), device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        z = latent.sample(256, classes)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert z.shape == (256, 8) and z.device.type == "cuda"

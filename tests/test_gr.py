@@ -41,7 +41,7 @@ def test_replay_labels_are_restricted_to_past_classes(tiny_stream):
     strategy = make_naive(MLPClassifier((16,), 4, (32,)), [plugin, SeenUnitsMask()], iterations=20)
     strategy.train(tiny_stream.train_stream[0])
     plugin.classes.start(tiny_stream.train_stream[1].classes_in_this_experience, torch.device("cpu"))
-    _, scores = plugin.replay_batch(500)
+    _, scores, _ = plugin.replay_batch(500)
     labels = plugin.replay_labels(scores)
     assert set(labels.tolist()) <= {0, 1}
     assert scores.shape == (500, 2)

@@ -69,7 +69,8 @@ BASE_DEFAULTS: dict[str, Any] = {
     "stream": {"name": "split_mnist", "n_experiences": 5, "scenario": "class", "root": None},
     "method": {"name": "bir"},
     "prior": {"name": "gmm"},
-    "model": {"hidden": [400, 400], "latent_dim": 100, "conv_weights": None},
+    "model": {"hidden": [400, 400], "latent_dim": 100, "conv_weights": None,
+              "feature_cache": True},  # frozen conv features computed once per experience (FeatureCache)
     "optimizer": {"lr": 0.001, "betas": [0.9, 0.999]},
     "iterations_per_experience": 2000,
     "batch_size": 128,

@@ -29,6 +29,7 @@ from replay.generators.vae import conv_vae, mlp_vae
 from replay.metrics import ReplayLossMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
+from replay.plugins.features import FeatureCache
 from replay.plugins.finite import FiniteGuardPlugin
 from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
@@ -121,6 +122,12 @@ def gate_contexts(config: dict, benchmark: CLScenario) -> list[int]:
     return [c // per_context for c in range(benchmark.n_classes)]
 
 
+def internal_replay(config: dict, extractor: Optional[ConvFeatureExtractor]) -> bool:
+    """Whether BI-R replays conv features (the config's choice; by default whenever there are conv layers)."""
+    chosen = config["method"].get("internal_replay")
+    return chosen if chosen is not None else extractor is not None
+
+
 def build_experiment(config: dict, out_dir: Path) -> Experiment:
     check_files(config)
     device = resolve_device(config["device"])
@@ -145,7 +152,9 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
         accuracy_metrics(experience=True, stream=True), *([loss_metric, share_metric] if replays else []),
         loggers=[TextLogger(open(out_dir / LOG, "a", buffering=1))],
     )
-    plugins: list = [InMemoryBatches(), IterationBudget(config["iterations_per_experience"]),
+    takes_features = extractor is not None and (method["name"] != "bir" or internal_replay(config, extractor))
+    batches = FeatureCache(extractor) if takes_features and model_cfg["feature_cache"] else InMemoryBatches()
+    plugins: list = [batches, IterationBudget(config["iterations_per_experience"]),
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
     if stream["scenario"] == "class":
         plugins.insert(0, SeenUnitsMask())
@@ -157,7 +166,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                   device=device, evaluator=evaluator, plugins=plugins)
 
     if method["name"] == "bir":
-        internal = method["internal_replay"] if method["internal_replay"] is not None else extractor is not None
+        internal = internal_replay(config, extractor)
         gate_prop = method["gate_prop"] if method["gate_prop"] is not None else (0.7 if extractor is not None else 0.8)
         model = BIRModel(benchmark.input_shape, benchmark.n_classes, prior, hidden,
                          gate_prop=gate_prop if method["gating"] else 0.0,

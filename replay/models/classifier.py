@@ -10,7 +10,11 @@ from replay.nets import mlp
 
 
 class MLPClassifier(nn.Module):
-    """[frozen conv features ->] flatten -> hidden ReLU layers -> class scores (MNIST: 784-400-400-10)."""
+    """[frozen conv features ->] flatten -> hidden ReLU layers -> class scores (MNIST: 784-400-400-10).
+
+    With a ``feature_extractor``, ``forward`` takes images or their features (rows of ``out_features``, as
+    ``FeatureCache`` hands them out).
+    """
 
     def __init__(self, input_shape: Sequence[int], n_classes: int, hidden: Sequence[int] = (400, 400),
                  feature_extractor: Optional[nn.Module] = None):
@@ -21,6 +25,6 @@ class MLPClassifier(nn.Module):
         self.head = nn.Linear(hidden[-1], n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.feature_extractor is not None:
+        if self.feature_extractor is not None and x.dim() > 2:
             x = self.feature_extractor(x)
         return self.head(self.body(x))

@@ -16,6 +16,7 @@ from replay.generators.vae import VAE
 from replay.checks import COUNT, POSITIVE, Range, check_ranges
 from replay.errors import UserInputError
 from replay.plugins.finite import FiniteGuard
+from replay.plugins.features import FeatureCache
 from replay.plugins.common import (
     DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, check_single_head, distillation_loss,
     frozen_copy, posterior_means, replay_weights,
@@ -94,11 +95,12 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self.classes = ReplayClasses()
         self.alongside = ReplayAlongside()
         self.pool = ReplayPool(replay_chunk)
-        self._replay: Optional[tuple[Tensor, Tensor]] = None
+        self._replay: Optional[tuple[Tensor, Tensor, Tensor]] = None
         self._replay_scores: Optional[Tensor] = None
         self.experiences_done = 0
         self._losses: dict[str, Tensor] = {}
         self.data_guard = DataGuard("GenerativeReplayPlugin")
+        self.cache: Optional[FeatureCache] = None
         self.finite = FiniteGuard(check_finite_every, "GenerativeReplayPlugin")
 
     # -- set-up ----------------------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         check_single_head(strategy.model, "GenerativeReplayPlugin")  # before Avalanche adapts the heads
 
     def before_training_exp(self, strategy, **kwargs):
+        self.cache = next((p for p in strategy.plugins if isinstance(p, FeatureCache)), None)
         self.generator.to(strategy.device)
         if self.generator_optimizer is None:
             self.generator_optimizer = self.optimizer_factory(list(self.generator.parameters()))
@@ -127,11 +130,17 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def replay_batch(self, n: int) -> tuple[Tensor, Tensor]:
-        """(x_replay, scores of the frozen solver over the previous classes), one batched call each."""
+    def replay_batch(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(x_replay, scores of the frozen solver over the previous classes, the solver's input), one batched
+        call each. The solver's input is ``x_replay`` itself, or its features once with a ``FeatureCache``."""
         x = self.frozen_generator.generate(n)
-        scores = self.frozen_solver(x)[:, self.classes.previous]
-        return x, scores
+        inputs = self.cache.features(x) if self.cache is not None else x
+        scores = self.frozen_solver(inputs)[:, self.classes.previous]
+        return x, scores, inputs
+
+    def current_images(self, strategy: SupervisedTemplate) -> Tensor:
+        """What the generator models of the current batch: the inputs, or their images with a ``FeatureCache``."""
+        return self.cache.batch_images() if self.cache is not None else strategy.mb_x
 
     def replay_loss(self, scores: Tensor, target_scores: Tensor) -> Tensor:
         """Loss of the solver's scores on replay, over all active units (old and new classes)."""
@@ -149,7 +158,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         terms = self.generator.loss_terms(x, labels=labels if self.generator.prior.conditional else None)
         return (weights * (terms["recon"] + terms["reg"] / self.generator.n_inputs)).sum()
 
-    def generator_step(self, x: Tensor, y: Tensor, replay: Optional[tuple[Tensor, Tensor]]) -> None:
+    def generator_step(self, x: Tensor, y: Tensor, replay: Optional[tuple[Tensor, ...]]) -> None:
         """One generator update on current (+ replayed) data in a single batched pass.
 
         Per-sample weights ``w_current / n_current`` and ``w_replay / n_replay`` make the weighted sum equal
@@ -171,12 +180,12 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         self._losses["generator"] = loss.detach()
 
     def before_forward(self, strategy, **kwargs):
-        self.data_guard.check(self.generator, strategy.mb_x)
+        self.data_guard.check(self.generator, self.current_images(strategy))
         self._replay, self._losses, self.last_replay_classes = None, {}, None
         if self.frozen_generator is not None:
             self._replay = self.pool.take(self.replay_size or len(strategy.mb_y), self.replay_batch)
             self.last_replay_classes = self.replay_labels(self._replay[1])
-            self.alongside.attach(strategy, self._replay[0])
+            self.alongside.attach(strategy, self._replay[2])
 
     def after_forward(self, strategy, **kwargs):
         self._replay_scores = self.alongside.detach(strategy)
@@ -191,7 +200,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
 
     def after_training_iteration(self, strategy, **kwargs):
         if self.generator_schedule == "alongside":
-            self.generator_step(strategy.mb_x, strategy.mb_y, self._replay)
+            self.generator_step(self.current_images(strategy), strategy.mb_y, self._replay)
         self._replay = None
         self.finite.observe({"loss": strategy.loss, **self._losses}, self.guarded(strategy))
 
@@ -233,7 +242,7 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
         if prior.wants_latents:
             latents, labels = posterior_means(self.generator, strategy.experience.dataset, strategy.device)
             if self.frozen_generator is not None:
-                x, scores = self.replay_batch(len(labels))
+                x, scores, _ = self.replay_batch(len(labels))
                 self.generator.eval()
                 latents = torch.cat([latents, self.generator.encode(x)[0]])
                 labels = torch.cat([labels, self.replay_labels(scores)])

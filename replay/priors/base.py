@@ -134,8 +134,17 @@ class LatentPrior(nn.Module):
         return self.seen.nonzero().flatten()
 
     def check_classes(self, classes: Tensor) -> None:
-        """Raise if a requested class has not been seen (a conditional prior has no mode for it yet)."""
+        """Raise if a requested class has not been seen (a conditional prior has no mode for it yet).
+
+        On the CPU this is a one-line ``UserInputError``. On an accelerator the check stays on the device, free of
+        host synchronisation (``torch._assert_async``: an unseen class stops the run with a device-side assert at
+        the next synchronisation), so that the replay plugins' conditional draws never wait for the host.
+        """
         if self.n_classes is None:
+            return
+        if classes.device.type != "cpu":
+            known = (classes >= 0) & (classes < self.n_classes) & self.seen[classes.clamp(0, self.n_classes - 1)]
+            torch._assert_async(known.all(), "a requested class has not been seen by the prior")
             return
         unique = torch.unique(classes).cpu()
         if unique.numel() and (unique.min() < 0 or unique.max() >= self.n_classes or not self.seen[unique].all()):
