@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
 import subprocess
 import sys
@@ -89,3 +91,22 @@ def test_bench_speed_against_a_measured_reference_times_our_run_as_a_whole_proce
     assert "no reference figure (the networks differ" in run_line  # the process honoured --hidden/--latent-dim
     assert "as a whole process" in run_line
     assert "median speed-up over the measured reference run: bir fp32" in output
+
+
+def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
+    """The GPU check script, tiny and on the CPU: the device tests, a timed run, the CIFAR-100 timing, four runs at
+    once; its summary names each step's figures."""
+    small = f"--set stream.root={mnist_root} --set iterations_per_experience=3 --set model.hidden=[16] --set eval_batch_size=5000"
+    env = dict(os.environ, DEVICE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1",
+               RUN_ARGS=small, CIFAR_ARGS="--iterations 2 --train-per-class 6 --test-per-class 2 --methods bir "
+               "--precisions fp32 --threads 1")
+    done = subprocess.run(["bash", str(REPO / "scripts/gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "device: cpu (no CUDA)" in summary and "tests/test_devices.py: " in summary and "passed" in summary
+    assert "split MNIST BI-R, one run:" in summary and "final average accuracy" in summary
+    assert "| bir | fp32 |" in summary and "projected protocol" in summary
+    assert "four runs at once:" in summary and "runs per hour" in summary
+    assert all((tmp_path / f"bir_seed{seed}" / "result.json").exists() for seed in range(5))
+    assert len(json.loads((tmp_path / "bench_cifar100.json").read_text())) == 2  # cache off and on
