@@ -41,6 +41,12 @@ def test_run_writes_a_complete_result(mnist_root, tmp_path):
     matrix = result["accuracy_matrix"]
     assert len(matrix) == 5 and all(len(row) == 5 for row in matrix)
     assert result["final_average_accuracy"] == pytest.approx(sum(matrix[-1]) / 5)
+    assert result["average_accuracy_per_experience"][-1] == pytest.approx(result["final_average_accuracy"])
+    assert result["backward_transfer"] == pytest.approx(sum(matrix[4][j] - matrix[j][j] for j in range(4)) / 4)
+    assert result["average_forgetting"] == pytest.approx(
+        sum(max(matrix[i][j] for i in range(j, 4)) - matrix[4][j] for j in range(4)) / 4)
+    initial = result["initial_accuracy"]  # the untrained model, evaluated before the first experience
+    assert len(initial) == 5 and result["forward_transfer"] == pytest.approx(-sum(initial[1:]) / 4)
     assert all(matrix[i][j] == 0.0 for i in range(5) for j in range(i + 1, 5))  # unseen classes never predicted
     assert len(result["train_seconds_per_experience"]) == 5 and result["iterations_per_experience"] == 10
     train, evaluation = result["train_seconds_per_experience"], result["eval_seconds_per_experience"]
@@ -173,7 +179,8 @@ def test_plot_and_compare(tmp_path, capsys):
     assert not (tmp_path / "bad.png").exists()
     assert main(["compare", *map(str, files)]) == 0
     table = capsys.readouterr().out
-    assert "| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | 0.550 | 0.800 | 0.900 | 50.0 |" in table
+    assert ("| bir | gmm | split_mnist | 0,1 | 0.7500 ± 0.0236 | -0.2250 ± 0.0354 | 0.2250 ± 0.0354 | 0.550 | 0.800 | 0.900 "
+            "| 50.0 |") in table
     assert table.count("\n") == 4  # header, rule, two rows
 
 
@@ -190,6 +197,22 @@ def test_compare_writes_one_csv_row_per_run(tmp_path, capsys):
     assert float(rows[1]["final_average_accuracy"]) == pytest.approx(2.2 / 3, abs=1e-6)
     assert [rows[0][f"task_{j}"] for j in (1, 2, 3)] == ["0.700000", "0.900000", ""]  # a shorter stream
     assert rows[2]["task_1"] == "0.600000" and rows[2]["total_train_seconds"] == "3.0"
+    # diagonal 0.9: BWT ((0.6 - 0.9) + (0.8 - 0.9)) / 2, forgetting the same (every earlier best is 0.9)
+    assert float(rows[2]["backward_transfer"]) == pytest.approx(-0.2) and float(rows[2]["average_forgetting"]) == pytest.approx(0.2)
+
+
+def test_compare_reports_transfer_and_intransigence_against_a_reference(tmp_path, capsys):
+    runs = [fake_result(tmp_path / f"gr{seed}.json", "gr", seed, [0.6, 0.8, 0.9]) for seed in (0, 1)]
+    joint = [fake_result(tmp_path / f"joint{seed}.json", "joint", seed, [0.95, 0.95, 0.95]) for seed in (0, 1)]
+    for path in joint:  # the reference learns each experience to 0.95
+        result = json.loads(path.read_text())
+        result["accuracy_matrix"] = [[0.95 if j <= i else 0.0 for j in range(3)] for i in range(3)]
+        path.write_text(json.dumps(result))
+    assert main(["compare", *map(str, runs), "--reference", *map(str, joint)]) == 0
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    assert "| BWT | forgetting | intransigence |" in header
+    # BWT -0.2 and forgetting 0.2 on both seeds; intransigence mean(0.95 - [0.9, 0.9, 0.9]) = 0.05
+    assert "| -0.2000 ± 0.0000 | 0.2000 ± 0.0000 | 0.0500 ± 0.0000 |" in row
 
 
 def test_compare_tells_apart_prior_parameters_and_precision(tmp_path, capsys):

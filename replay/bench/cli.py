@@ -75,7 +75,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from replay.bench.results import atomic_write_bytes, read_result
 
     results = [read_result(p) for p in args.results]
-    print(compare_table(results))
+    print(compare_table(results, [read_result(p) for p in args.reference or []]))
     if args.csv:
         atomic_write_bytes(Path(args.csv), runs_csv(results).encode())
         print(f"wrote {args.csv} ({len(results)} runs)")
@@ -142,6 +142,8 @@ def parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
     compare.add_argument("--csv", metavar="PATH", help="also write one row per run (seed, accuracies, time) to this CSV file")
+    compare.add_argument("--reference", nargs="+", metavar="RESULT",
+                         help="reference runs (e.g. joint) for the intransigence column, matched by stream and seed")
     compare.set_defaults(func=cmd_compare)
 
     paired = sub.add_parser("paired", help="difference of two configurations, paired by seed (mean, 95%% interval, t-test)")

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from replay import cl_metrics
 from replay.bench.results import csv_text
 from replay.errors import UserInputError
 from replay.priors import prior_parameters
@@ -56,19 +57,29 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
 
 
-def compare_table(results: list[dict]) -> str:
-    """One row per group: final average accuracy (mean ± std over seeds) and per-task final accuracies."""
+def compare_table(results: list[dict], references: Sequence[dict] = ()) -> str:
+    """One row per group: final average accuracy, backward transfer and forgetting (mean ± std over seeds), the
+    per-task final accuracies, and with ``references`` (e.g. joint runs) the intransigence against the reference
+    of the same stream and seed (``replay.cl_metrics``)."""
     groups = group_results(results)
     n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
-    header = ["method", "prior", "stream", "seeds", "final avg acc", *[f"task {j + 1}" for j in range(n_tasks)], "it/s"]
+    by_seed = {(r["stream"], r["seed"]): r["accuracy_matrix"] for r in references}
+    measures = ["final avg acc", "BWT", "forgetting", *(["intransigence"] if references else [])]
+    header = ["method", "prior", "stream", "seeds", *measures, *[f"task {j + 1}" for j in range(n_tasks)], "it/s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (method, prior, stream, _), members in sorted(groups.items()):
-        finals = [r["final_average_accuracy"] for r in members]
+        finals = [mean_std([r["final_average_accuracy"] for r in members]),
+                  mean_std([cl_metrics.backward_transfer(r["accuracy_matrix"]) for r in members]),
+                  mean_std([cl_metrics.average_forgetting(r["accuracy_matrix"]) for r in members])]
+        if references:
+            matched = [(r["accuracy_matrix"], by_seed.get((r["stream"], r["seed"]))) for r in members]
+            finals.append(mean_std([cl_metrics.intransigence(m, ref) for m, ref in matched if ref is not None])
+                          if any(ref is not None for _, ref in matched) else "")
         last_rows = np.array([r["accuracy_matrix"][-1] for r in members])
         per_task = [f"{last_rows[:, j].mean():.3f}" if j < last_rows.shape[1] else "" for j in range(n_tasks)]
         speed = np.mean([r.get("iterations_per_second", float("nan")) for r in members])
         seeds = ",".join(str(r["seed"]) for r in sorted(members, key=lambda r: r["seed"]))
-        lines.append("| " + " | ".join([method, prior, stream, seeds, mean_std(finals), *per_task, f"{speed:.1f}"]) + " |")
+        lines.append("| " + " | ".join([method, prior, stream, seeds, *finals, *per_task, f"{speed:.1f}"]) + " |")
     return "\n".join(lines)
 
 
@@ -77,7 +88,8 @@ def runs_csv(results: list[dict]) -> str:
     each task (empty beyond a stream's length) and its training time."""
     n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
     header = ["method", "precision", "replay_chunk", "prior", "prior_params", "stream", "n_experiences", "seed",
-              "final_average_accuracy", *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
+              "final_average_accuracy", "backward_transfer", "average_forgetting",
+              *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
               "iterations_per_second"]
     rows = []
     for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
@@ -85,6 +97,8 @@ def runs_csv(results: list[dict]) -> str:
         rows.append([result["method"], result["config"].get("precision", "fp32"), replay_chunk(result),
                      result["prior"] or "", shown_params(result), result["stream"], len(last), result["seed"],
                      f"{result['final_average_accuracy']:.6f}",
+                     f"{cl_metrics.backward_transfer(result['accuracy_matrix']):.6f}",
+                     f"{cl_metrics.average_forgetting(result['accuracy_matrix']):.6f}",
                      *[f"{last[j]:.6f}" if j < len(last) else "" for j in range(n_tasks)],
                      f"{sum(result['train_seconds_per_experience']):.1f}",
                      f"{result.get('iterations_per_second', float('nan')):.2f}"])

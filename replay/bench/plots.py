@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from replay import cl_metrics  # noqa: E402
 from replay.bench.compare import group_results  # noqa: E402
 from replay.errors import UserInputError  # noqa: E402
 
@@ -25,11 +26,6 @@ from replay.errors import UserInputError  # noqa: E402
 def label_of(key: tuple) -> str:
     method, prior, _, _ = key
     return method if prior == "-" else f"{method} / {prior}"
-
-
-def average_curve(matrix: np.ndarray) -> np.ndarray:
-    """Average accuracy over the tasks seen so far, after each experience."""
-    return np.array([matrix[i, : i + 1].mean() for i in range(len(matrix))])
 
 
 def plot_single(ax_lines: Axes, ax_heat: Axes, members: list[dict], title: str, ymin: float = 0.0) -> None:
@@ -65,9 +61,12 @@ def plot_comparison(ax_bars: Axes, ax_curve: Axes, groups: dict, ymin: float = 0
         x = np.arange(n_tasks) + (k - (len(keys) - 1) / 2) * width
         ax_bars.bar(x, last.mean(0), width, yerr=last.std(0) if len(last) > 1 else None, capsize=2,
                     label=label_of(key))
-        curves = np.array([average_curve(m) for m in matrices])
+        curves = np.array([cl_metrics.average_accuracy_curve(m) for m in matrices])
         steps = np.arange(1, curves.shape[1] + 1)
-        ax_curve.plot(steps, curves.mean(0), marker="o", label=label_of(key))
+        bwt = np.mean([cl_metrics.backward_transfer(m) for m in matrices])
+        forgetting = np.mean([cl_metrics.average_forgetting(m) for m in matrices])
+        ax_curve.plot(steps, curves.mean(0), marker="o",
+                      label=f"{label_of(key)}: BWT {bwt:+.3f}, forgetting {forgetting:.3f}")
         if len(curves) > 1:
             ax_curve.fill_between(steps, curves.mean(0) - curves.std(0), curves.mean(0) + curves.std(0), alpha=0.15)
     ax_bars.set(xlabel="task", ylabel="final accuracy", ylim=(ymin, 1.02), xticks=range(n_tasks),

@@ -20,7 +20,7 @@ from avalanche.training import Cumulative
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
-from replay import priors
+from replay import cl_metrics, priors
 from replay.bench.config import ConfigError, resolve
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, LOG, RESULT, RunFolder
@@ -93,6 +93,7 @@ class RunRecord:
     eval_seconds: list[Optional[float]] = field(default_factory=list)
     replay_losses: list[Optional[dict[str, float]]] = field(default_factory=list)
     replay_shares: list[Optional[list[float]]] = field(default_factory=list)
+    initial_accuracy: Optional[list[float]] = None  # the untrained model's accuracy per experience (for FWT)
 
 
 def seed_everything(seed: int) -> None:
@@ -229,6 +230,7 @@ def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, re
         "eval_seconds_per_experience": record.eval_seconds,
         "replay_losses_per_experience": record.replay_losses,
         "replay_shares_per_experience": record.replay_shares,
+        "initial_accuracy": record.initial_accuracy,
         "model": strategy.model.state_dict(),
         "optimizer": strategy.optimizer.state_dict(),
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
@@ -263,7 +265,7 @@ def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tup
 
     return finished, RunRecord(state["accuracy_matrix"], state["train_seconds_per_experience"],
                                recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"),
-                               recorded("replay_shares_per_experience"))
+                               recorded("replay_shares_per_experience"), state.get("initial_accuracy"))
 
 
 def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment, dict]:
@@ -316,6 +318,10 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
     finished, record = 0, RunRecord()
     if state is not None:
         finished, record = restore_checkpoint(state, experiment, out_dir)
+    else:  # the untrained model's accuracy, for forward transfer; the random stream is left as it was
+        rng = rng_state()
+        record.initial_accuracy = accuracy_row(strategy.eval(benchmark.test_stream), n_experiences)
+        set_rng_state(rng)
     for index, experience in enumerate(benchmark.train_stream):
         if index < finished:
             continue
@@ -344,10 +350,15 @@ def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
     checkpoint written before evaluation was timed. ``replay_losses_per_experience``: the replay plugin's
     named loss terms, averaged over each experience's iterations; ``replay_shares_per_experience``: the share
     of each earlier experience in each experience's replay (``ReplayShareMetric``). Both None for methods
-    without replay and for experiences finished before the record existed; the shares also for the first."""
+    without replay and for experiences finished before the record existed; the shares also for the first.
+    The continual-learning measures of ``replay.cl_metrics.summary`` (average accuracy after each experience,
+    backward transfer, forgetting) come from the accuracy matrix; ``forward_transfer`` also needs
+    ``initial_accuracy``, the untrained model's accuracy on each experience (None for runs resumed from a
+    checkpoint written before it was recorded)."""
     iterations = config["iterations_per_experience"]
     matrix, seconds, eval_seconds = record.accuracy_matrix, record.train_seconds, record.eval_seconds
     last = matrix[-1]
+    initial = record.initial_accuracy
     return {
         "schema": SCHEMA,
         "config": config,
@@ -360,6 +371,9 @@ def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
         "accuracy_matrix": matrix,
         "final_accuracy_per_experience": last,
         "final_average_accuracy": float(np.mean(last)),
+        **cl_metrics.summary(matrix),
+        "initial_accuracy": initial,
+        "forward_transfer": cl_metrics.forward_transfer(matrix, initial) if initial is not None else None,
         "train_seconds_per_experience": seconds,
         "total_train_seconds": float(sum(seconds)),
         "eval_seconds_per_experience": eval_seconds,
