@@ -1,19 +1,25 @@
 """Avalanche metrics of the replay plugins, through ``EvaluationPlugin`` and its loggers: their named loss terms
-(``ReplayLossMetric``) and how their replay divides among the earlier experiences (``ReplayShareMetric``)."""
+(``ReplayLossMetric``), how their replay divides among the earlier experiences (``ReplayShareMetric``) and what
+their generator replays, judged by a separate classifier (``ReplayQualityMetric``)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Optional, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from torchvision.utils import make_grid, save_image
 
 from avalanche.evaluation import PluginMetric
-from avalanche.evaluation.metric_results import MetricValue
+from avalanche.evaluation.metric_results import MetricValue, TensorImage
 
 from replay.checks import COUNT
 from replay.errors import UserInputError
+from replay.plugins.bir import BrainInspiredReplayPlugin
 from replay.plugins.common import ReplayTrace
+from replay.plugins.protocol import materialize
+from replay.quality import Judge, replay_quality
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
@@ -187,3 +193,114 @@ def replay_source(strategy: SupervisedTemplate) -> ReplayTrace:
             return plugin
     raise UserInputError("the replay metrics need a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
                      "strategy's plugins")
+
+
+class ReplayQualityMetric(PluginMetric[dict]):
+    """What the frozen generator would replay, judged after each experience (``replay.quality``).
+
+    After every training experience (when the replay plugin has taken its frozen copies) it draws
+    ``samples_per_class`` samples for each class seen so far: per class when the replay is conditional (BI-R;
+    GR with a class-conditional prior), otherwise as many unconditional samples, grouped by the judge's label.
+    It measures them against up to ``real_per_class`` real test images of each class with ``replay_quality``
+    and emits each number as ``ReplayQuality_Exp/<measure>/train_phase/train_stream/ExpNNN``, plus the grid of
+    replayed samples (one row per class) as an image for loggers that show images (TensorBoard, W&B).
+    ``per_experience`` keeps every experience's measures; with ``image_dir`` the grids are also written as
+    ``expNNN.png``. Replay of conv features (internal replay) has no images to judge: the metric then refuses
+    to start.
+
+    Args:
+        judge: the stream's judge classifier (``replay.quality.judge_for``), never the solver being trained.
+        test_stream: the benchmark's test stream (the real images).
+        samples_per_class: replay samples per class seen so far.
+        real_per_class: real test images per class.
+        grid_columns: samples per class in the image grid.
+        image_dir: folder for the PNG grids (None: not written).
+        k: neighbours of precision / recall / density / coverage.
+    """
+
+    def __init__(self, judge: Judge, test_stream: Any, samples_per_class: int = 100, real_per_class: int = 200,
+                 grid_columns: int = 8, image_dir: Optional[Path | str] = None, k: int = 5):
+        super().__init__()
+        for name, value in (("samples_per_class", samples_per_class), ("real_per_class", real_per_class),
+                            ("grid_columns", grid_columns), ("k", k)):
+            COUNT.check(f"ReplayQualityMetric: {name}", value)
+        self.judge, self.test_stream = judge, test_stream
+        self.samples_per_class, self.real_per_class, self.grid_columns, self.k = samples_per_class, real_per_class, grid_columns, k
+        self.image_dir = Path(image_dir) if image_dir is not None else None
+        self.per_experience: list[dict] = []
+        self._real: dict[int, Tensor] = {}
+
+    def result(self) -> Optional[dict]:
+        return self.per_experience[-1] if self.per_experience else None
+
+    def reset(self) -> None:
+        self.per_experience = []
+
+    def before_training(self, strategy: SupervisedTemplate) -> None:
+        model = getattr(strategy.model, "feature_extractor", None)
+        if isinstance(replay_source(strategy), BrainInspiredReplayPlugin) and model is not None:
+            raise UserInputError("ReplayQualityMetric judges images; this BIRModel replays conv features "
+                                 "(internal replay): leave the metric out")
+
+    def real_images(self, classes: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Up to ``real_per_class`` test images of each class (test experiences read once, when first needed)."""
+        for experience in self.test_stream:
+            if not set(map(int, experience.classes_in_this_experience)) <= set(self._real) and \
+                    set(map(int, experience.classes_in_this_experience)) & set(classes):
+                x, y, *_ = materialize(experience.dataset, torch.device("cpu"))
+                for c in map(int, experience.classes_in_this_experience):
+                    self._real[c] = x[y == c][: self.real_per_class]
+        x = torch.cat([self._real[c] for c in classes])
+        return x, torch.cat([torch.full((len(self._real[c]),), c) for c in classes])
+
+    def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
+        plugin = replay_source(strategy)
+        classes = list(plugin.classes.finished)
+        replay, intended, to_unit = draw_for_judging(plugin, classes, self.samples_per_class)
+        self.judge.to(replay.device)
+        real, real_labels = self.real_images(classes)
+        measures = replay_quality(self.judge, replay, real, real_labels, classes, intended, self.k)
+        self.per_experience.append(measures)
+        experience = strategy.experience.current_experience
+        grid = self.grid(to_unit(replay).cpu(), intended if intended is not None else self.judge.describe(replay)[1],
+                         classes)
+        if self.image_dir is not None:
+            self.image_dir.mkdir(parents=True, exist_ok=True)
+            save_image(grid, self.image_dir / f"exp{experience:03d}.png")
+        step = strategy.clock.train_iterations
+        values = [MetricValue(self, f"ReplayQuality_Exp/{name}/train_phase/train_stream/Exp{experience:03d}", value, step)
+                  for name, value in measures.items() if isinstance(value, float)]
+        return values + [MetricValue(self, f"ReplayQuality_Exp/samples/train_phase/train_stream/Exp{experience:03d}",
+                                     TensorImage(grid), step)]
+
+    def grid(self, replay: Tensor, labels: Tensor, classes: Sequence[int]) -> Tensor:
+        """One row per class of up to ``grid_columns`` samples (blank where a class has fewer), pixels in [0, 1]."""
+        labels = labels.cpu()
+        blank = torch.zeros_like(replay[0])
+        rows = []
+        for c in classes:
+            chosen = list(replay[labels == c][: self.grid_columns])
+            rows += chosen + [blank] * (self.grid_columns - len(chosen))
+        images = torch.stack(rows).clamp(0, 1)
+        if images.dim() == 2:  # flat inputs: no picture, one row of pixels per sample
+            images = images[:, None, None, :]
+        return make_grid(images, nrow=self.grid_columns, padding=2, pad_value=1.0)
+
+    def __str__(self) -> str:
+        return "ReplayQuality"
+
+
+@torch.no_grad()
+def draw_for_judging(plugin: ReplayTrace, classes: Sequence[int], per_class: int) -> tuple[Tensor, Optional[Tensor], Any]:
+    """(replay samples, the class each was drawn for or None when unconditional, their map to [0, 1] pixels) from
+    the plugin's frozen generator."""
+    if isinstance(plugin, BrainInspiredReplayPlugin):
+        model = plugin.frozen_model
+        wanted = torch.as_tensor(classes, device=model.class_to_context.device).repeat_interleave(per_class)
+        return model.generate(wanted, plugin.conditional), wanted, model.data_to_unit
+    generator = plugin.frozen_generator
+    device = next(generator.parameters()).device
+    if generator.prior.conditional:
+        wanted = torch.as_tensor(classes, device=device).repeat_interleave(per_class)
+        return generator.generate(len(wanted), wanted), wanted, generator.data_to_unit
+    return generator.generate(per_class * len(classes)), None, generator.data_to_unit
