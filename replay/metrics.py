@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid, save_image
 
 from avalanche.evaluation import PluginMetric
-from avalanche.evaluation.metric_results import MetricValue, TensorImage
+from avalanche.evaluation.metric_results import MetricValue
 
 from replay.checks import COUNT
 from replay.errors import UserInputError
@@ -216,16 +217,19 @@ class ReplayQualityMetric(PluginMetric[dict]):
         grid_columns: samples per class in the image grid.
         image_dir: folder for the PNG grids (None: not written).
         k: neighbours of precision / recall / density / coverage.
+        max_samples: at most this many replay samples and real images in all (the counts per class shrink when
+            many classes have been seen, e.g. permuted MNIST), which bounds the cost of the k-NN distances.
     """
 
     def __init__(self, judge: Judge, test_stream: Any, samples_per_class: int = 100, real_per_class: int = 200,
-                 grid_columns: int = 8, image_dir: Optional[Path | str] = None, k: int = 5):
+                 grid_columns: int = 8, image_dir: Optional[Path | str] = None, k: int = 5, max_samples: int = 5000):
         super().__init__()
         for name, value in (("samples_per_class", samples_per_class), ("real_per_class", real_per_class),
-                            ("grid_columns", grid_columns), ("k", k)):
+                            ("grid_columns", grid_columns), ("k", k), ("max_samples", max_samples)):
             COUNT.check(f"ReplayQualityMetric: {name}", value)
         self.judge, self.test_stream = judge, test_stream
         self.samples_per_class, self.real_per_class, self.grid_columns, self.k = samples_per_class, real_per_class, grid_columns, k
+        self.max_samples = max_samples
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.per_experience: list[dict] = []
         self._real: dict[int, Tensor] = {}
@@ -244,34 +248,42 @@ class ReplayQualityMetric(PluginMetric[dict]):
 
     def real_images(self, classes: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Up to ``real_per_class`` test images of each class (test experiences read once, when first needed)."""
+        per_class = min(self.real_per_class, max(self.k + 1, self.max_samples // len(classes)))
         for experience in self.test_stream:
             if not set(map(int, experience.classes_in_this_experience)) <= set(self._real) and \
                     set(map(int, experience.classes_in_this_experience)) & set(classes):
                 x, y, *_ = materialize(experience.dataset, torch.device("cpu"))
                 for c in map(int, experience.classes_in_this_experience):
                     self._real[c] = x[y == c][: self.real_per_class]
-        x = torch.cat([self._real[c] for c in classes])
-        return x, torch.cat([torch.full((len(self._real[c]),), c) for c in classes])
+        x = torch.cat([self._real[c][:per_class] for c in classes])
+        return x, torch.cat([torch.full((len(self._real[c][:per_class]),), c) for c in classes])
 
-    def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
-        plugin = replay_source(strategy)
+    def measure(self, plugin: ReplayTrace, name: str) -> tuple[dict, Tensor]:
+        """The measures and the sample grid of what ``plugin`` replays now (its frozen generator), over the classes
+        of its finished experiences; the grid is also written as ``image_dir/<name>.png``."""
         classes = list(plugin.classes.finished)
-        replay, intended, to_unit = draw_for_judging(plugin, classes, self.samples_per_class)
+        per_class = min(self.samples_per_class, max(self.k + 1, self.max_samples // len(classes)))
+        replay, intended, to_unit = draw_for_judging(plugin, classes, per_class)
         self.judge.to(replay.device)
         real, real_labels = self.real_images(classes)
         measures = replay_quality(self.judge, replay, real, real_labels, classes, intended, self.k)
-        self.per_experience.append(measures)
-        experience = strategy.experience.current_experience
         grid = self.grid(to_unit(replay).cpu(), intended if intended is not None else self.judge.describe(replay)[1],
                          classes)
         if self.image_dir is not None:
             self.image_dir.mkdir(parents=True, exist_ok=True)
-            save_image(grid, self.image_dir / f"exp{experience:03d}.png")
+            save_image(grid, self.image_dir / f"{name}.png")
+        return measures, grid
+
+    def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
+        experience = strategy.experience.current_experience
+        measures, grid = self.measure(replay_source(strategy), f"exp{experience:03d}")
+        self.per_experience.append(measures)
         step = strategy.clock.train_iterations
         values = [MetricValue(self, f"ReplayQuality_Exp/{name}/train_phase/train_stream/Exp{experience:03d}", value, step)
                   for name, value in measures.items() if isinstance(value, float)]
+        # a PIL image: TensorBoard's and W&B's loggers both show it (Avalanche hands W&B a TensorImage channel-first)
         return values + [MetricValue(self, f"ReplayQuality_Exp/samples/train_phase/train_stream/Exp{experience:03d}",
-                                     TensorImage(grid), step)]
+                                     to_pil_image(grid), step)]
 
     def grid(self, replay: Tensor, labels: Tensor, classes: Sequence[int]) -> Tensor:
         """One row per class of up to ``grid_columns`` samples (blank where a class has fewer), pixels in [0, 1]."""

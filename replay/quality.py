@@ -110,7 +110,7 @@ def frechet_distance(real: Tensor, generated: Tensor) -> float:
     a, b = real.double().cpu().numpy(), generated.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = linalg.sqrtm(cov_a @ cov_b)
     if np.iscomplexobj(root):
         root = root.real  # numerical noise of the square root of a product of PSD matrices
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
@@ -141,7 +141,7 @@ def class_shares(labels: Tensor, classes: Sequence[int]) -> tuple[list[float], f
     counts = torch.stack([(labels == c).sum() for c in classes]).double()
     shares = counts / max(float(counts.sum()), 1.0)
     positive = shares[shares > 0]
-    entropy = float(-(positive * positive.log()).sum())
+    entropy = max(0.0, float(-(positive * positive.log()).sum()))
     return shares.tolist(), entropy / math.log(len(classes)) if len(classes) > 1 else 1.0
 
 

@@ -72,7 +72,7 @@ def measure_one(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     overrides = {"stream": {"root": str(args.root)}, "model": {"conv_weights": str(args.root / "conv.pt"),
                  "feature_cache": args.cache == "on"}, "iterations_per_experience": args.iterations,
-                 "precision": args.precision, "device": args.device, "progress": False}
+                 "precision": args.precision, "device": args.device, "progress": False, "replay_quality": False}
     config = resolve({**CONFIGS[args.method], **overrides})
     cuda = args.device == "cuda"
     synchronize = torch.cuda.synchronize if cuda else (lambda: None)

@@ -26,7 +26,7 @@ from scenarios.data import fetch_mnist
 def run_ours(iterations: int, seed: int, root: str, precision: str) -> dict:
     config = resolve({"method": {"name": "gr"}, "prior": {"name": "gaussian"}, "stream": {"root": root},
                       "iterations_per_experience": iterations, "seed": seed, "progress": False,
-                      "precision": precision})
+                      "precision": precision, "replay_quality": False})
     with tempfile.TemporaryDirectory() as out:
         result = run(config, out)
     return {"accuracy": result["final_average_accuracy"], "train_seconds": result["total_train_seconds"],

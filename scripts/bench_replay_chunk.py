@@ -34,7 +34,8 @@ PRIORS = {"bir": "gmm", "gr": "gaussian"}
 def replay_draw(method: str, root: str, out: str) -> Callable[[int], object]:
     """The replay plugin's draw function as at the start of the second experience (frozen networks in place)."""
     config = resolve({"method": {"name": method}, "prior": {"name": PRIORS[method]}, "seed": 0,
-                      "stream": {"root": root}, "iterations_per_experience": 20, "progress": False})
+                      "stream": {"root": root}, "iterations_per_experience": 20, "progress": False,
+                      "replay_quality": False})
     experiment = build_experiment(config, Path(out))
     strategy, (first, second) = experiment.strategy, experiment.benchmark.train_stream[:2]
     strategy.train(first)

@@ -58,7 +58,7 @@ def overrides(method: str, chunk: int, args: argparse.Namespace) -> dict:
     """The run configuration of one of our methods in this benchmark (before the precision is set)."""
     return {"method": {"name": method, "replay_chunk": chunk}, "prior": {"name": PRIORS[method]}, "seed": args.seed,
             "stream": {"root": args.root}, "iterations_per_experience": args.iterations, "progress": False,
-            "model": {"hidden": args.hidden, "latent_dim": args.latent_dim}}
+            "replay_quality": False, "model": {"hidden": args.hidden, "latent_dim": args.latent_dim}}
 
 
 def dotted(settings: dict, prefix: str = "") -> list[tuple[str, object]]:

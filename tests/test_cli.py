@@ -20,7 +20,7 @@ from tests.helpers import synthetic_cifar
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "model.hidden=[32, 32]", "--set", "model.latent_dim=8", "--set", "progress=false",
-         "--set", "eval_batch_size=5000"]
+         "--set", "eval_batch_size=5000", "--set", "replay_quality=false"]
 
 
 def cli(*args: str) -> subprocess.Popen:

@@ -1,6 +1,7 @@
 """Replay quality: the measures against independent computations, the judge, and the metric in a user's pipeline."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -106,3 +107,35 @@ def test_the_metric_in_a_plain_naive_with_a_users_logger(tmp_path, method):
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
     assert any(tag.startswith("ReplayQuality_Exp/samples") for tag in events.Tags()["images"])
     assert any(tag.startswith("ReplayQuality_Exp/frechet_distance") for tag in events.Tags()["scalars"])
+
+
+def test_the_runner_records_replay_quality_with_its_loggers_and_inspect_reads_a_finished_run(mnist_root, tmp_path,
+                                                                                                monkeypatch, capsys):
+    from replay.bench.cli import main
+    from replay.bench.results import read_result
+    from tests.test_cli import REPO
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    assert main(["run", str(REPO / "configs/split_mnist/gr_gaussian.yaml"), "--out", str(out), "--set",
+                 f"stream.root={mnist_root}", "--set", "iterations_per_experience=20", "--set", "model.hidden=[32]",
+                 "--set", "model.latent_dim=8", "--set", "progress=false", "--set", "replay_quality_samples=20",
+                 "--set", "loggers=[text, csv, tensorboard, wandb]"]) == 0
+    result = read_result(out / "result.json")
+    quality = result["replay_quality_per_experience"]
+    assert len(quality) == 5 and [len(q["class_shares"]) for q in quality] == [2, 4, 6, 8, 10]
+    assert all(q["samples"] == 20 * len(q["class_shares"]) for q in quality)
+    assert sorted(p.name for p in (out / "replay").glob("*.png")) == [f"exp{i:03d}.png" for i in range(5)]
+    assert list((out / "tensorboard").glob("events.out.tfevents.*")) and (out / "csv").is_dir()
+    assert list((out / "wandb").glob("offline-run-*"))
+    assert "ReplayQuality_Exp/frechet_distance/train_phase/train_stream/Exp004" in (out / "log.txt").read_text()
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--out", str(tmp_path / "inspect")]) == 0
+    assert "replay after experience 4:" in capsys.readouterr().out
+    inspected = json.loads((tmp_path / "inspect" / "replay_quality.json").read_text())
+    assert inspected["finished_experiences"] == 5 and len(inspected["class_shares"]) == 10
+    assert (tmp_path / "inspect" / "replay.png").exists()
+    assert main(["run", str(REPO / "configs/split_mnist/gr_gaussian.yaml"), "--out", str(tmp_path / "bad"),
+                 "--set", "loggers=[text, slack]"]) == 2
+    assert "loggers: 'slack' is not allowed" in capsys.readouterr().err

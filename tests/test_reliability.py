@@ -32,7 +32,7 @@ from replay.priors import PRIORS, build, prior_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "model.hidden=[16]", "--set", "model.latent_dim=4", "--set", "progress=false",
-         "--set", "eval_batch_size=5000", "--set", "iterations_per_experience=3"]
+         "--set", "eval_batch_size=5000", "--set", "iterations_per_experience=3", "--set", "replay_quality=false"]
 CONFIGS = REPO / "configs" / "split_mnist"
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from replay.bench.config import load_yaml, resolve
+from replay.bench.config import default_run_name, load_yaml, resolve
 from replay.errors import UserInputError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "default.yaml"
@@ -30,11 +30,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"final average accuracy {result['final_average_accuracy']:.4f} "
           f"({result['iterations_per_second']:.1f} it/s); result in {out / 'result.json'}")
     return 0
-
-
-def default_run_name(config: dict) -> str:
-    prior = f"_{config['prior']['name']}" if config["prior"] else ""
-    return f"{config['stream']['name']}/{config['method']['name']}{prior}/seed{config['seed']}"
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -97,6 +92,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from replay.bench.results import write_json
+    from replay.bench.runner import load_run, quality
+
+    experiment, state = load_run(args.run, args.root)
+    if experiment.replay_plugin is None:
+        raise UserInputError(f"{args.run} is a {experiment.config['method']['name']} run: it has no replay to inspect")
+    out = Path(args.out)
+    metric = quality(experiment.config, experiment.benchmark, out)
+    metric.image_dir = out
+    measures, _ = metric.measure(experiment.replay_plugin, "replay")
+    write_json(out / "replay_quality.json", {"run": str(args.run), "finished_experiences": state["finished_experiences"],
+                                             **measures})
+    shown = {k: round(v, 4) for k, v in measures.items() if isinstance(v, float)}
+    print(f"replay after experience {state['finished_experiences'] - 1}: {shown}")
+    print(f"wrote {out / 'replay.png'} and {out / 'replay_quality.json'}")
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from replay.bench.pretrain import pretrain_conv
 
@@ -154,6 +168,12 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="finished runs and how far unfinished ones got, below some folders")
     status.add_argument("folders", nargs="+")
     status.set_defaults(func=cmd_status)
+
+    inspect = sub.add_parser("inspect", help="what a finished run's generator replays: quality measures and a grid of samples")
+    inspect.add_argument("run", help="the run's folder (with its checkpoint)")
+    inspect.add_argument("--out", required=True, help="folder for replay.png and replay_quality.json")
+    inspect.add_argument("--root", help="data root, if not the one the run used")
+    inspect.set_defaults(func=cmd_inspect)
 
     pretrain = sub.add_parser("pretrain-conv", help="pre-train the CIFAR conv layers on CIFAR-10")
     pretrain.add_argument("--out", default="data/conv_cifar10.pt")

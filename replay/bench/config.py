@@ -80,6 +80,9 @@ BASE_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",            # fp32 | bf16 (training iterations under bfloat16 autocast)
     "progress": True,
     "check_finite_every": 50,       # stop at a non-finite loss or parameter, read every this many iterations (0: off)
+    "replay_quality": True,         # GR and BI-R: judge the replay after each experience (ReplayQualityMetric)
+    "replay_quality_samples": 100,  # replay samples per class seen so far, for the replay quality
+    "loggers": ["text"],            # Avalanche loggers: text (log.txt), csv, tensorboard, wandb (offline), interactive
 }
 
 # The card's protocol per stream (REFERENCE.md section 1); applied before the user's keys.
@@ -112,7 +115,9 @@ RANGES: dict[tuple[str, ...], Range] = {
     ("method", "generator_iterations"): COUNT,
     ("method", "gate_prop"): Range(0, 1, high_open=True),
     ("check_finite_every",): Range(0, integer=True),
+    ("replay_quality_samples",): Range(6, 10_000, integer=True),
 }
+LOGGERS = ("text", "csv", "tensorboard", "wandb", "interactive")
 LIST_RANGES: dict[tuple[str, ...], tuple[Range, Optional[int]]] = {
     ("model", "hidden"): (COUNT, None),
     ("method", "generator_hidden"): (COUNT, None),
@@ -200,6 +205,10 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     _check_types(config, defaults, [])
     _check_ranges(config)
     check_stream(stream_name, config["stream"]["n_experiences"], config["stream"]["scenario"])
+    unknown = [name for name in config["loggers"] if name not in LOGGERS]
+    if unknown or len(set(config["loggers"])) != len(config["loggers"]):
+        raise ConfigError(f"loggers: {unknown[0] if unknown else 'a repeated logger'!r} is not allowed; allowed: "
+                          f"{', '.join(LOGGERS)}, each at most once")
     if method_name in ("naive", "joint"):
         config["prior"] = None
     return config
@@ -287,3 +296,9 @@ def _check_types(config: Any, defaults: Any, path: list[str]) -> None:
         raise ConfigError(
             f"{'.'.join(path)}: expected {type(defaults).__name__}, got {type(config).__name__} ({config!r})"
         )
+
+
+def default_run_name(config: dict) -> str:
+    """``<stream>/<method>[_<prior>]/seed<N>``: where a run goes without ``--out``."""
+    prior = f"_{config['prior']['name']}" if config["prior"] else ""
+    return f"{config['stream']['name']}/{config['method']['name']}{prior}/seed{config['seed']}"

@@ -3,6 +3,7 @@ evaluate every experience after each one; checkpoint atomically; resume; write `
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -15,24 +16,28 @@ from tqdm import tqdm
 
 from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 from avalanche.evaluation.metrics import accuracy_metrics
-from avalanche.logging import TextLogger
+from avalanche.logging import CSVLogger, InteractiveLogger, TensorboardLogger, TextLogger, WandBLogger
 from avalanche.training import Cumulative
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 
 from replay import cl_metrics, priors
-from replay.bench.config import ConfigError, resolve
+from replay.bench.config import ConfigError, default_run_name, resolve
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, LOG, RESULT, RunFolder
 from replay.errors import NonFiniteError, UserInputError
 from replay.generators.vae import conv_vae, mlp_vae
-from replay.metrics import ReplayLossMetric, ReplayShareMetric
+from replay.compat import patch_wandb_for_avalanche
+from replay.metrics import ReplayLossMetric, ReplayQualityMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
 from replay.plugins.features import FeatureCache
+from replay.plugins.protocol import materialize
+from replay.quality import judge_for
 from replay.plugins.finite import FiniteGuardPlugin
 from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
+from scenarios.data import default_root
 from scenarios.streams import build_stream
 
 
@@ -79,6 +84,7 @@ class Experiment:
     plugins: list = field(default_factory=list)
     loss_metric: Optional[ReplayLossMetric] = None
     share_metric: Optional[ReplayShareMetric] = None
+    quality_metric: Optional[ReplayQualityMetric] = None
 
     @property
     def replay_plugin(self) -> Optional[SupervisedPlugin]:
@@ -94,6 +100,7 @@ class RunRecord:
     replay_losses: list[Optional[dict[str, float]]] = field(default_factory=list)
     replay_shares: list[Optional[list[float]]] = field(default_factory=list)
     initial_accuracy: Optional[list[float]] = None  # the untrained model's accuracy per experience (for FWT)
+    replay_quality: list[Optional[dict]] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -149,9 +156,12 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     out_dir.mkdir(parents=True, exist_ok=True)
     replays = method["name"] in ("gr", "bir")
     loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replays else (None, None)
+    judged = replays and config["replay_quality"] and not (method["name"] == "bir" and internal_replay(config, extractor))
+    quality_metric = quality(config, benchmark, out_dir) if judged else None
     evaluator = EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True), *([loss_metric, share_metric] if replays else []),
-        loggers=[TextLogger(open(out_dir / LOG, "a", buffering=1))],
+        accuracy_metrics(experience=True, stream=True),
+        *[metric for metric in (loss_metric, share_metric, quality_metric) if metric is not None],
+        loggers=loggers(config, out_dir),
     )
     takes_features = extractor is not None and (method["name"] != "bir" or internal_replay(config, extractor))
     batches = FeatureCache(extractor) if takes_features and model_cfg["feature_cache"] else InMemoryBatches()
@@ -177,7 +187,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        check_finite_every=config["check_finite_every"], distill=method["distill"], temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
-        return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)
+        return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric, quality_metric)
 
     model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
     optimizer = adam(model.parameters(), **optimizer_args)
@@ -198,7 +208,42 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                        generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
         strategy = GenerativeReplay(model=model, optimizer=optimizer, generator=generator, replay_options=options,
                                     **common)
-    return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric)
+    return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric, quality_metric)
+
+
+def loggers(config: dict, out_dir: Path) -> list:
+    """The config's Avalanche loggers, writing into the run's folder (W&B offline, in ``out_dir/wandb``)."""
+    made = []
+    for name in config["loggers"]:
+        if name == "text":
+            made.append(TextLogger(open(out_dir / LOG, "a", buffering=1)))
+        elif name == "csv":
+            made.append(CSVLogger(str(out_dir / "csv")))
+        elif name == "interactive":
+            made.append(InteractiveLogger())
+        elif name == "tensorboard":
+            made.append(TensorboardLogger(tb_log_dir=str(out_dir / "tensorboard")))
+        else:
+            patch_wandb_for_avalanche()
+            made.append(WandBLogger(project_name="replay", run_name=default_run_name(config), dir=str(out_dir),
+                                    config=config, params={"mode": os.environ.get("WANDB_MODE", "offline")}))
+    return made
+
+
+def judge_training_data(benchmark: CLScenario, cap_per_experience: int = 20_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stream's training set (at most ``cap_per_experience`` samples of each experience), for the judge."""
+    columns = [materialize(experience.dataset, torch.device("cpu"))[:2] for experience in benchmark.train_stream]
+    return (torch.cat([x[:cap_per_experience] for x, _ in columns]), torch.cat([y[:cap_per_experience] for _, y in columns]))
+
+
+def quality(config: dict, benchmark: CLScenario, out_dir: Path) -> ReplayQualityMetric:
+    """The replay-quality metric of a run: the stream's judge (cached under the data root's ``judges/``) and
+    grids of replay samples in ``out_dir/replay``."""
+    x, y = judge_training_data(benchmark)
+    root = Path(config["stream"]["root"]) if config["stream"]["root"] else default_root()
+    judge = judge_for(x, y, benchmark.n_classes, root / "judges")
+    return ReplayQualityMetric(judge, benchmark.test_stream, samples_per_class=config["replay_quality_samples"],
+                               image_dir=out_dir / "replay")
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
@@ -231,6 +276,7 @@ def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, re
         "replay_losses_per_experience": record.replay_losses,
         "replay_shares_per_experience": record.replay_shares,
         "initial_accuracy": record.initial_accuracy,
+        "replay_quality_per_experience": record.replay_quality,
         "model": strategy.model.state_dict(),
         "optimizer": strategy.optimizer.state_dict(),
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
@@ -265,7 +311,8 @@ def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tup
 
     return finished, RunRecord(state["accuracy_matrix"], state["train_seconds_per_experience"],
                                recorded("eval_seconds_per_experience"), recorded("replay_losses_per_experience"),
-                               recorded("replay_shares_per_experience"), state.get("initial_accuracy"))
+                               recorded("replay_shares_per_experience"), state.get("initial_accuracy"),
+                               recorded("replay_quality_per_experience"))
 
 
 def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment, dict]:
@@ -333,6 +380,7 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
         record.train_seconds.append(time.perf_counter() - start)
         record.replay_losses.append(experiment.loss_metric.experience_means[-1] if experiment.loss_metric else None)
         record.replay_shares.append(experiment.share_metric.experience_shares[-1] if experiment.share_metric else None)
+        record.replay_quality.append(experiment.quality_metric.per_experience[-1] if experiment.quality_metric else None)
         start = time.perf_counter()
         record.accuracy_matrix.append(accuracy_row(strategy.eval(benchmark.test_stream), n_experiences))
         record.eval_seconds.append(time.perf_counter() - start)
@@ -380,6 +428,7 @@ def make_result(config: dict, record: RunRecord, device: torch.device) -> dict:
         "total_seconds": None if None in eval_seconds else float(sum(seconds) + sum(eval_seconds)),
         "replay_losses_per_experience": record.replay_losses,
         "replay_shares_per_experience": record.replay_shares,
+        "replay_quality_per_experience": record.replay_quality,
         "iterations_per_experience": iterations,
         "iterations_per_second": float(iterations * len(seconds) / sum(seconds)),
         "seconds_per_iteration": float(sum(seconds) / (iterations * len(seconds))),
