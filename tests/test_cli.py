@@ -328,27 +328,6 @@ def test_binarized_shift_script_reports_the_runs_radius_against_the_plain_kl(mni
     assert kl_run != kl_plain
 
 
-def test_replay_diversity_script_groups_gr_replay_shares_by_the_runs_experiences(mnist_root, tmp_path):
-    from replay.bench.runner import load_run
-
-    out = tmp_path / "run"
-    assert main(["run", str(REPO / "configs/split_mnist/gr_gaussian.yaml"), "--out", str(out),
-                 "--set", f"stream.root={mnist_root}", "--set", "iterations_per_experience=3", *SMALL]) == 0
-    output = subprocess.run([sys.executable, str(REPO / "scripts/replay_diversity.py"), str(out), "--samples", "50"],
-                            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                            capture_output=True, text=True, check=True).stdout
-    class_line = [line for line in output.splitlines() if "class shares" in line][0]
-    class_shares = [float(v) for v in class_line.split("class shares ")[1].split(";")[0].split()]
-    experience_line = [line for line in output.splitlines() if "GR replay by experience:" in line][0]
-    experience_shares = [float(v) for v in experience_line.split(":")[1].split()]
-    experiment, _ = load_run(out, mnist_root)
-    classes = [list(e.classes_in_this_experience) for e in experiment.benchmark.train_stream]
-    assert len(class_shares) == 10 and len(experience_shares) == 5
-    assert sum(experience_shares) == pytest.approx(1.0, abs=3e-3)
-    for share, members in zip(experience_shares, classes):  # rounded to 3 digits on both sides
-        assert share == pytest.approx(sum(class_shares[c] for c in members), abs=2.5e-3)
-
-
 def test_shares_averages_the_seeds_that_recorded_them_and_draws_one_panel_per_configuration(tmp_path, capsys):
     def with_shares(path, method, seed, shares):
         result = json.loads(fake_result(path, method, seed, [0.9, 0.9, 0.9, 0.9]).read_text())
