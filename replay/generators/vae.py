@@ -70,7 +70,9 @@ class VAE(ModelsData, nn.Module):
             raise UserInputError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.head(self.encoder(x))
+        """Posterior parameters of inputs; normalised inputs are un-normalised first: the VAE reads, scores and
+        writes pixels in [0, 1], and only its samples are normalised again (``generate``)."""
+        return self.head(self.encoder(self.data_to_unit(x)))
 
     def decode_output(self, z: Tensor) -> Tensor:
         return self.decoder(z).view(-1, *self.input_shape)

@@ -92,9 +92,14 @@ class BIRModel(ModelsData, nn.Module):
         with torch.no_grad():
             return self.feature_extractor(x)
 
+    def hidden(self, x_replay: Tensor) -> Tensor:
+        """The shared encoder's last hidden layer. Normalised pixels are un-normalised first, so the network (its
+        classifier too) learns on pixels in [0, 1] whatever normalisation the benchmark applies."""
+        return self.encoder(self.data_to_unit(x_replay))
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.to_replay_space(x)
-        h = self.encoder(x)
+        h = self.hidden(x)
         if self._capture_armed and torch.is_grad_enabled():
             self._captured, self._capture_armed = (x, h), False
         return self.classifier(h)
@@ -114,7 +119,7 @@ class BIRModel(ModelsData, nn.Module):
 
     def classify_replay(self, x_replay: Tensor) -> tuple[Tensor, Tensor]:
         """(scores, hidden) for inputs already in replay space."""
-        h = self.encoder(x_replay)
+        h = self.hidden(x_replay)
         return self.classifier(h), h
 
     # -- VAE -----------------------------------------------------------------------------------------------
@@ -133,7 +138,7 @@ class BIRModel(ModelsData, nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior parameters (mu, logvar) of images or replay-space inputs."""
-        return self.head(self.encoder(self.to_replay_space(x)))
+        return self.head(self.hidden(self.to_replay_space(x)))
 
     def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> dict[str, Tensor]:
         """Posterior (mu, logvar), sampled z and per-sample reconstruction loss (averaged per unit) from ``h``."""
