@@ -21,6 +21,7 @@ from replay.plugins.bir import BrainInspiredReplayPlugin
 from replay.plugins.common import ReplayTrace
 from replay.plugins.protocol import materialize
 from replay.quality import Judge, replay_quality
+from replay.random_state import preserved_rng
 
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
@@ -276,7 +277,8 @@ class ReplayQualityMetric(PluginMetric[dict]):
 
     def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
         experience = strategy.experience.current_experience
-        measures, grid = self.measure(replay_source(strategy), f"exp{experience:03d}")
+        with preserved_rng():  # the samples judged here leave training's random stream as it was
+            measures, grid = self.measure(replay_source(strategy), f"exp{experience:03d}")
         self.per_experience.append(measures)
         step = strategy.clock.train_iterations
         values = [MetricValue(self, f"ReplayQuality_Exp/{name}/train_phase/train_stream/Exp{experience:03d}", value, step)

@@ -16,25 +16,25 @@ from scenarios.streams import class_incremental_benchmark
 
 
 def image_stream():
-    """4 classes of 3x32x32 images in [0, 1] (class-dependent mean colour), 2 experiences."""
+    """6 classes of 3x32x32 images in [0, 1] (class-dependent mean colour), 3 experiences."""
     generator = torch.Generator().manual_seed(0)
 
     def draw(per_class):
-        y = torch.arange(4).repeat_interleave(per_class)
-        x = (0.2 * y.view(-1, 1, 1, 1) + 0.3 * torch.rand(len(y), 3, 32, 32, generator=generator)).clamp(0, 1)
+        y = torch.arange(6).repeat_interleave(per_class)
+        x = (0.12 * y.view(-1, 1, 1, 1) + 0.3 * torch.rand(len(y), 3, 32, 32, generator=generator)).clamp(0, 1)
         return x, y
 
-    return class_incremental_benchmark(draw(40), draw(10), 2, [0, 1, 2, 3], name="images")
+    return class_incremental_benchmark(draw(40), draw(10), 3, list(range(6)), name="images")
 
 
 def strategy(method: str, cached: bool) -> Naive:
     torch.manual_seed(1)
     extractor = ConvFeatureExtractor(frozen=True)
     if method == "bir":
-        model = BIRModel((3, 32, 32), 4, build("gmm", 8, 4), hidden=(32,), feature_extractor=extractor)
+        model = BIRModel((3, 32, 32), 6, build("gmm", 8, 6), hidden=(32,), feature_extractor=extractor)
         replay = BrainInspiredReplayPlugin()
     else:
-        model = MLPClassifier((3, 32, 32), 4, (32,), extractor)
+        model = MLPClassifier((3, 32, 32), 6, (32,), extractor)
         replay = GenerativeReplayPlugin(conv_vae(build("gaussian", 8), (3, 32, 32), (32,), likelihood="bernoulli"))
     batches = FeatureCache(extractor) if cached else InMemoryBatches()
     return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), train_mb_size=16,
@@ -49,10 +49,10 @@ def test_cached_features_train_and_evaluate_like_the_conv_pass(method):
     for cached in (False, True):
         learner = strategy(method, cached)
         accuracies = []
-        for experience in stream.train_stream:
+        for experience in stream.train_stream:  # evaluations between experiences: the random stream must match
             learner.train(experience)
             metrics = learner.eval(stream.test_stream)
-            accuracies.append([metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}"] for j in range(2)])
+            accuracies.append([metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}"] for j in range(3)])
         runs[cached] = (learner, accuracies)
     (plain, plain_accuracy), (cached, cached_accuracy) = runs[False], runs[True]
     assert cached_accuracy == plain_accuracy
@@ -72,7 +72,7 @@ def test_the_cache_computes_each_experience_once_and_hands_out_features():
     assert sum(calls) == 80  # the experience's 80 images once (GR's replay starts in the second experience)
     learner.eval(stream.test_stream)
     learner.eval(stream.test_stream)
-    assert sum(calls) == 80 + 40  # each test experience once, kept for the second evaluation
+    assert sum(calls) == 80 + 60  # each test experience once, kept for the second evaluation
     features = cache._loader.tensors[0]
     assert features.shape == (80, ConvFeatureExtractor.out_features)
     assert torch.equal(cache.batch_images(), cache._images[cache._loader.last_rows])

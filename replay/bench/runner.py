@@ -34,6 +34,7 @@ from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, See
 from replay.plugins.features import FeatureCache
 from replay.plugins.protocol import materialize
 from replay.quality import judge_for
+from replay.random_state import preserved_rng, rng_state, set_rng_state
 from replay.plugins.finite import FiniteGuardPlugin
 from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
@@ -239,30 +240,16 @@ def judge_training_data(benchmark: CLScenario, cap_per_experience: int = 20_000)
 def quality(config: dict, benchmark: CLScenario, out_dir: Path) -> ReplayQualityMetric:
     """The replay-quality metric of a run: the stream's judge (cached under the data root's ``judges/``) and
     grids of replay samples in ``out_dir/replay``."""
-    x, y = judge_training_data(benchmark)
     root = Path(config["stream"]["root"]) if config["stream"]["root"] else default_root()
-    judge = judge_for(x, y, benchmark.n_classes, root / "judges")
+    with preserved_rng():  # reading the data and the judge's initialisation must not change the run's stream
+        x, y = judge_training_data(benchmark)
+        judge = judge_for(x, y, benchmark.n_classes, root / "judges")
     return ReplayQualityMetric(judge, benchmark.test_stream, samples_per_class=config["replay_quality_samples"],
                                image_dir=out_dir / "replay")
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
     return [float(metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}"]) for j in range(n_experiences)]
-
-
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, record: RunRecord) -> None:
@@ -366,9 +353,8 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
     if state is not None:
         finished, record = restore_checkpoint(state, experiment, out_dir)
     else:  # the untrained model's accuracy, for forward transfer; the random stream is left as it was
-        rng = rng_state()
-        record.initial_accuracy = accuracy_row(strategy.eval(benchmark.test_stream), n_experiences)
-        set_rng_state(rng)
+        with preserved_rng():
+            record.initial_accuracy = accuracy_row(strategy.eval(benchmark.test_stream), n_experiences)
     for index, experience in enumerate(benchmark.train_stream):
         if index < finished:
             continue

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay.plugins.protocol import TensorBatches, materialize
+from replay.random_state import preserved_rng
 
 
 class IndexedBatches(TensorBatches):
@@ -89,7 +90,11 @@ class FeatureCache(SupervisedPlugin):
     def before_eval_exp(self, strategy, **kwargs):
         experience = strategy.experience
         key = (experience.origin_stream.name, experience.current_experience)
+        # A data loader draws from the global random stream when it starts; start the strategy's own one too, so
+        # that the run's random stream, and with it every later result, is the same with the cache or without.
+        next(iter(strategy.dataloader), None)
         if key not in self._test:
-            images, *rest = materialize(strategy.adapted_dataset, strategy.device)
+            with preserved_rng():
+                images, *rest = materialize(strategy.adapted_dataset, strategy.device)
             self._test[key] = (self.features(images), *rest)
         strategy.dataloader = SequentialBatches(self._test[key], strategy.eval_mb_size)
