@@ -72,7 +72,7 @@ def write_data(root: Path, train_per_class: int, test_per_class: int) -> None:
 def measure_one(args: argparse.Namespace) -> dict:
     """One configuration in this process: per-experience set-up, median iteration and evaluation times."""
     torch.set_num_threads(args.threads)
-    overrides = {"stream": {"root": str(args.root)}, "model": {"conv_weights": str(args.root / "conv.pt"),
+    overrides = {"stream": {"name": "split_cifar100", "root": str(args.root)}, "model": {"conv_weights": str(args.root / "conv.pt"),
                  "feature_cache": args.cache == "on"}, "iterations_per_experience": args.iterations,
                  "precision": args.precision, "device": args.device, "progress": False, "replay_quality": False}
     config = resolve({**CONFIGS[args.method], **overrides})
@@ -98,6 +98,8 @@ def measure_one(args: argparse.Namespace) -> dict:
     projected = sum(cost) + (n_experiences - len(rows)) * (statistics.median(cost[1:]) if len(cost) > 1 else cost[0])
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"method": args.method, "precision": args.precision, "cache": args.cache, "device": args.device,
+            "stream": benchmark.name, "train_images": sum(len(e.dataset) for e in benchmark.train_stream),
+            "batch_size": config["batch_size"], "hidden": config["model"]["hidden"],
             "threads": torch.get_num_threads(), "experiences": rows, "projected_protocol_s": projected,
             "measured_experiences": len(rows), "protocol_experiences": n_experiences,
             "peak_memory_mib": peak, "memory": "CUDA max allocated" if cuda else "process peak RSS"}

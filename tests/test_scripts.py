@@ -109,4 +109,7 @@ def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
     assert "| bir | fp32 |" in summary and "projected protocol" in summary
     assert "four runs at once:" in summary and "runs per hour" in summary
     assert all((tmp_path / f"bir_seed{seed}" / "result.json").exists() for seed in range(5))
-    assert len(json.loads((tmp_path / "bench_cifar100.json").read_text())) == 2  # cache off and on
+    rows = json.loads((tmp_path / "bench_cifar100.json").read_text())
+    assert len(rows) == 2 and {row["cache"] for row in rows} == {"off", "on"}
+    assert all(row["stream"] == "split_cifar100" and row["train_images"] == 600 and row["batch_size"] == 256
+               and row["hidden"] == [2000, 2000] for row in rows)  # the CIFAR protocol, on the files it wrote
