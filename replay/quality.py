@@ -171,11 +171,12 @@ def replay_quality(judge: Judge, replay: Tensor, real: Tensor, real_labels: Tens
     shares, entropy = class_shares(fake_labels, classes)
     groups = intended.to(fake_labels.device) if intended is not None else fake_labels
     ratios = {int(c): diversity_ratio(replay[(groups == c).cpu()], real[(real_labels == c).cpu()]) for c in classes}
+    measured = [ratio for ratio in ratios.values() if not math.isnan(ratio)]  # classes with 2 samples or more
     result = {"samples": len(replay), "class_shares": dict(zip(map(int, classes), shares)),
               "class_entropy": entropy, "frechet_distance": frechet_distance(real_features, fake_features),
               **prdc(real_features, fake_features, k), "diversity_ratio_per_class": ratios,
-              "diversity_ratio": float(np.nanmean(list(ratios.values()))),
-              "min_diversity_ratio": float(np.nanmin(list(ratios.values())))}
+              "diversity_ratio": float(np.mean(measured)) if measured else float("nan"),
+              "min_diversity_ratio": float(min(measured)) if measured else float("nan")}
     if intended is not None:
         result["judge_agreement"] = float((fake_labels == intended.to(fake_labels.device)).float().mean())
     return result

@@ -66,7 +66,8 @@ def test_one_over_t_weighting_matches_a_hand_computation(tiny_stream):
 
     strategy.plugins.append(Recorder())
     strategy.train(tiny_stream.train_stream[1])
-    x_replay, teacher = seen["replay"]
+    x_replay, teacher, solver_inputs = seen["replay"]
+    assert solver_inputs is x_replay or torch.equal(solver_inputs, x_replay)  # no feature cache: the images themselves
     probe = MLPClassifier((16,), 4, (32,))
     probe.load_state_dict(seen["state"])
     # t = 2: all four units are seen; replay labels are the teacher's argmax over the 2 old classes
