@@ -12,15 +12,15 @@ from avalanche.training.plugins import SupervisedPlugin
 if TYPE_CHECKING:
     from avalanche.training.templates import SupervisedTemplate
 
-from replay.generators.vae import VAE
 from replay.checks import COUNT, POSITIVE, Range, check_ranges
 from replay.errors import UserInputError
-from replay.plugins.finite import FiniteGuard
-from replay.plugins.features import FeatureCache
+from replay.generators.vae import VAE
 from replay.plugins.common import (
     DataGuard, ReplayAlongside, ReplayClasses, ReplayPool, ReplayTrace, adam, check_single_head, distillation_loss,
     frozen_copy, posterior_means, replay_weights,
 )
+from replay.plugins.features import FeatureCache
+from replay.plugins.finite import FiniteGuard
 
 TARGETS = ("hard", "soft")
 GENERATOR_SCHEDULES = ("alongside", "after")
@@ -52,6 +52,9 @@ class GenerativeReplayPlugin(ReplayTrace, SupervisedPlugin):
     The data may come normalised (Avalanche's stock benchmarks): a generator without a declared
     ``normalization`` adopts the one the experience's transforms apply, and the first batch of each
     experience is checked against the likelihood's support (``DataGuard``). Multi-head models are refused.
+    With a ``FeatureCache`` among the strategy's plugins (frozen conv layers), the solver reads cached features of
+    the current batch, the generator still models its images, and the replay is turned into features once for the
+    frozen and the current solver.
 
     Args:
         generator: the VAE (any prior).
