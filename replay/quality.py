@@ -89,7 +89,8 @@ def judge_for(x: Tensor, y: Tensor, n_classes: int, cache_dir: Optional[Path | s
     """The judge of a training set: loaded from ``cache_dir`` when a judge of exactly this data was trained before
     (the file name holds a hash of the data and labels), else trained and saved there (None: not cached)."""
     judge = Judge(tuple(x.shape[1:]), n_classes)
-    digest = hashlib.sha1(x.detach().cpu().numpy().tobytes()[:: max(1, x.numel() // 2**22)]).hexdigest()[:10]
+    sample = x.detach().flatten()[:: max(1, x.numel() // 2**22)]  # at most ~4M values of the data are hashed
+    digest = hashlib.sha1(sample.cpu().numpy().tobytes()).hexdigest()[:10]
     digest += hashlib.sha1(y.detach().cpu().numpy().tobytes()).hexdigest()[:10]
     path = Path(cache_dir) / f"judge-{digest}-e{epochs}.pt" if cache_dir is not None else None
     if path is not None and path.exists():

@@ -101,7 +101,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise UserInputError(f"{args.run} is a {experiment.config['method']['name']} run: it has no replay to inspect")
     out = Path(args.out)
     metric = quality(experiment.config, experiment.benchmark, out)
-    metric.image_dir = out
     measures, _ = metric.measure(experiment.replay_plugin, "replay")
     write_json(out / "replay_quality.json", {"run": str(args.run), "finished_experiences": state["finished_experiences"],
                                              **measures})

@@ -25,18 +25,16 @@ from replay import cl_metrics, priors
 from replay.bench.config import ConfigError, default_run_name, resolve
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, LOG, RESULT, RunFolder
+from replay.compat import patch_wandb_for_avalanche
 from replay.errors import NonFiniteError, UserInputError
 from replay.generators.vae import conv_vae, mlp_vae
-from replay.compat import patch_wandb_for_avalanche
 from replay.metrics import ReplayLossMetric, ReplayQualityMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
-from replay.plugins import InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
-from replay.plugins.features import FeatureCache
+from replay.plugins import FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
+from replay.plugins.common import adam
 from replay.plugins.protocol import materialize
 from replay.quality import judge_for
 from replay.random_state import preserved_rng, rng_state, set_rng_state
-from replay.plugins.finite import FiniteGuardPlugin
-from replay.plugins.common import adam
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
 from scenarios.data import default_root
 from scenarios.streams import build_stream
@@ -157,14 +155,15 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     out_dir.mkdir(parents=True, exist_ok=True)
     replays = method["name"] in ("gr", "bir")
     loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replays else (None, None)
-    judged = replays and config["replay_quality"] and not (method["name"] == "bir" and internal_replay(config, extractor))
-    quality_metric = quality(config, benchmark, out_dir) if judged else None
+    internal = method["name"] == "bir" and internal_replay(config, extractor)  # BI-R replays conv features
+    judged = replays and config["replay_quality"] and not internal  # the judge reads images
+    quality_metric = quality(config, benchmark, out_dir / "replay") if judged else None
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         *[metric for metric in (loss_metric, share_metric, quality_metric) if metric is not None],
         loggers=loggers(config, out_dir),
     )
-    takes_features = extractor is not None and (method["name"] != "bir" or internal_replay(config, extractor))
+    takes_features = extractor is not None and (method["name"] != "bir" or internal)
     batches = FeatureCache(extractor) if takes_features and model_cfg["feature_cache"] else InMemoryBatches()
     plugins: list = [batches, IterationBudget(config["iterations_per_experience"]),
                      ProgressBar(config["iterations_per_experience"], config["progress"])]
@@ -178,14 +177,14 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
                   device=device, evaluator=evaluator, plugins=plugins)
 
     if method["name"] == "bir":
-        internal = internal_replay(config, extractor)
         gate_prop = method["gate_prop"] if method["gate_prop"] is not None else (0.7 if extractor is not None else 0.8)
         model = BIRModel(benchmark.input_shape, benchmark.n_classes, prior, hidden,
                          gate_prop=gate_prop if method["gating"] else 0.0,
                          class_to_context=gate_contexts(config, benchmark),
                          feature_extractor=extractor if internal else None, seed=config["seed"])
         options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"],
-                       check_finite_every=config["check_finite_every"], distill=method["distill"], temperature=method["temperature"], conditional=method["conditional"])
+                       check_finite_every=config["check_finite_every"], distill=method["distill"],
+                       temperature=method["temperature"], conditional=method["conditional"])
         strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
                                        replay_options=options, **common)
         return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric, quality_metric)
@@ -237,15 +236,15 @@ def judge_training_data(benchmark: CLScenario, cap_per_experience: int = 20_000)
     return (torch.cat([x[:cap_per_experience] for x, _ in columns]), torch.cat([y[:cap_per_experience] for _, y in columns]))
 
 
-def quality(config: dict, benchmark: CLScenario, out_dir: Path) -> ReplayQualityMetric:
+def quality(config: dict, benchmark: CLScenario, image_dir: Path) -> ReplayQualityMetric:
     """The replay-quality metric of a run: the stream's judge (cached under the data root's ``judges/``) and
-    grids of replay samples in ``out_dir/replay``."""
+    grids of replay samples written to ``image_dir``."""
     root = Path(config["stream"]["root"]) if config["stream"]["root"] else default_root()
     with preserved_rng():  # reading the data and the judge's initialisation must not change the run's stream
         x, y = judge_training_data(benchmark)
         judge = judge_for(x, y, benchmark.n_classes, root / "judges")
     return ReplayQualityMetric(judge, benchmark.test_stream, samples_per_class=config["replay_quality_samples"],
-                               image_dir=out_dir / "replay")
+                               image_dir=image_dir)
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:

@@ -22,18 +22,6 @@ from replay.plugins.protocol import TensorBatches, materialize
 from replay.random_state import preserved_rng
 
 
-class IndexedBatches(TensorBatches):
-    """``TensorBatches`` that remember which rows the last batch took (``last_rows``)."""
-
-    last_rows: Optional[Tensor] = None
-
-    def __iter__(self) -> Iterator:
-        order = torch.randperm(self.n).to(self.tensors[0].device)
-        for i in range(len(self)):
-            self.last_rows = order[i * self.batch_size: (i + 1) * self.batch_size]
-            yield tuple(t[self.last_rows] for t in self.tensors)
-
-
 class SequentialBatches:
     """All rows of some tensors in order, ``batch_size`` at a time (evaluation)."""
 
@@ -65,7 +53,7 @@ class FeatureCache(SupervisedPlugin):
     def __init__(self, extractor: nn.Module, batch_size: int = 1000):
         super().__init__()
         self.extractor, self.batch_size = extractor, batch_size
-        self._loader: Optional[IndexedBatches] = None
+        self._loader: Optional[TensorBatches] = None
         self._images: Optional[Tensor] = None
         self._test: dict[tuple[str, int], tuple[Tensor, ...]] = {}
 
@@ -74,7 +62,6 @@ class FeatureCache(SupervisedPlugin):
         """Features of a batch of images (or the rows unchanged when they are features already)."""
         if images.dim() == 2:
             return images
-        self.extractor.to(images.device)
         return torch.cat([self.extractor(chunk) for chunk in images.split(self.batch_size)])
 
     def batch_images(self) -> Tensor:
@@ -82,9 +69,10 @@ class FeatureCache(SupervisedPlugin):
         return self._images[self._loader.last_rows]
 
     def before_training_exp(self, strategy, **kwargs):
+        self.extractor.to(strategy.device)
         images, *rest = materialize(strategy.adapted_dataset, strategy.device)
         self._images = images
-        self._loader = IndexedBatches((self.features(images), *rest), strategy.train_mb_size)
+        self._loader = TensorBatches((self.features(images), *rest), strategy.train_mb_size)
         strategy.dataloader = self._loader
 
     def before_eval_exp(self, strategy, **kwargs):
@@ -94,6 +82,7 @@ class FeatureCache(SupervisedPlugin):
         # that the run's random stream, and with it every later result, is the same with the cache or without.
         next(iter(strategy.dataloader), None)
         if key not in self._test:
+            self.extractor.to(strategy.device)
             with preserved_rng():
                 images, *rest = materialize(strategy.adapted_dataset, strategy.device)
             self._test[key] = (self.features(images), *rest)

@@ -9,6 +9,7 @@ experience and the iteration.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 import torch
@@ -67,9 +68,8 @@ class FiniteGuard:
         if not self.every:
             return
         if self._first is not None and int(self._first) >= 0:
-            bad = [(name, float(value)) for name, value in zip(self._names, self._values.tolist())
-                   if not torch.isfinite(torch.tensor(value))]
-            name, value = bad[0]
+            name, value = next((name, value) for name, value in zip(self._names, self._values.tolist())
+                               if not math.isfinite(value))
             raise NonFiniteError(f"{self.where}: loss term {name!r} is {value} at experience {self.experience}, "
                                  f"iteration {int(self._first)}: lower the learning rate or check the data")
         for module_name, module in modules.items():

@@ -2,7 +2,7 @@
 per experience, batches indexed from device tensors, and the class-incremental output over the units seen so far."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor
@@ -37,8 +37,11 @@ class TensorBatches:
     """Random mini-batches indexed straight out of tensors already on the device (no per-sample collate).
 
     Every pass draws a fresh permutation from torch's global generator and drops the last partial batch,
-    so all batches have the full size (as in the reference code's loaders).
+    so all batches have the full size (as in the reference code's loaders). ``last_rows`` holds the rows of the
+    batch handed out last (``FeatureCache`` finds the images of a batch of features with it).
     """
+
+    last_rows: Optional[Tensor] = None
 
     def __init__(self, tensors: tuple[Tensor, ...], batch_size: int):
         self.tensors, self.batch_size = tensors, batch_size
@@ -50,8 +53,8 @@ class TensorBatches:
     def __iter__(self) -> Iterator:
         order = torch.randperm(self.n).to(self.tensors[0].device)
         for i in range(len(self)):
-            index = order[i * self.batch_size: (i + 1) * self.batch_size]
-            yield tuple(t[index] for t in self.tensors)
+            self.last_rows = order[i * self.batch_size: (i + 1) * self.batch_size]
+            yield tuple(t[self.last_rows] for t in self.tensors)
 
 
 def materialize(dataset: Dataset, device: torch.device, batch_size: int = 4096) -> tuple[Tensor, ...]:

@@ -70,7 +70,7 @@ class CGBPEF(LatentPrior):
         if not n_classes:
             raise UserInputError("CGBPEF needs n_classes (one prior table per class)")
         if not 1 <= order < resolution - 1:
-            raise UserInputError(f"cg_bpef needs 1 <= order < resolution - 1 (seed 004), got order={order}, resolution={resolution}")
+            raise UserInputError(f"cg_bpef needs 1 <= order < resolution - 1, got order={order}, resolution={resolution}")
         if not 0 < t_min <= t_max:
             raise UserInputError(f"cg_bpef temperatures need 0 < t_min <= t_max, got {t_min}, {t_max}")
         super().__init__(latent_dim, n_classes)
