@@ -262,7 +262,7 @@ class ReplayQualityMetric(PluginMetric[dict]):
     def measure(self, plugin: ReplayTrace, name: str) -> tuple[dict, Tensor]:
         """The measures and the sample grid of what ``plugin`` replays now (its frozen generator), over the classes
         of its finished experiences; the grid is also written as ``image_dir/<name>.png``."""
-        classes = list(plugin.classes.finished)
+        classes = list(plugin.method.classes.finished)
         per_class = min(self.samples_per_class, max(self.k + 1, self.max_samples // len(classes)))
         replay, intended, to_unit = draw_for_judging(plugin, classes, per_class)
         self.judge.to(replay.device)
@@ -309,10 +309,10 @@ def draw_for_judging(plugin: ReplayTrace, classes: Sequence[int], per_class: int
     """(replay samples, the class each was drawn for or None when unconditional, their map to [0, 1] pixels) from
     the plugin's frozen generator."""
     if isinstance(plugin, BrainInspiredReplayPlugin):
-        model = plugin.frozen_model
+        model = plugin.method.frozen_model
         wanted = torch.as_tensor(classes, device=model.class_to_context.device).repeat_interleave(per_class)
-        return model.generate(wanted, plugin.conditional), wanted, model.data_to_unit
-    generator = plugin.frozen_generator
+        return model.generate(wanted, plugin.method.conditional), wanted, model.data_to_unit
+    generator = plugin.method.frozen_generator
     device = next(generator.parameters()).device
     if generator.prior.conditional:
         wanted = torch.as_tensor(classes, device=device).repeat_interleave(per_class)

@@ -25,7 +25,7 @@ import torch
 
 from replay.bench.config import resolve
 from replay.bench.runner import build_experiment
-from replay.plugins.common import ReplayPool
+from replay.methods.lifecycle import ReplayPool
 from scenarios.data import fetch_mnist
 
 PRIORS = {"bir": "gmm", "gr": "gaussian"}
@@ -39,9 +39,9 @@ def replay_draw(method: str, root: str, out: str) -> Callable[[int], object]:
     experiment = build_experiment(config, Path(out))
     strategy, (first, second) = experiment.strategy, experiment.benchmark.train_stream[:2]
     strategy.train(first)
-    plugin = strategy.replay_plugin
-    plugin.classes.start(second.classes_in_this_experience, strategy.device)
-    return plugin.draw_replay if method == "bir" else plugin.replay_batch
+    replay = strategy.replay_plugin.method
+    replay.classes.start(second.classes_in_this_experience, strategy.device)
+    return replay.draw
 
 
 def main() -> int:

@@ -32,13 +32,13 @@ def quantiles(values: torch.Tensor) -> str:
 def encoded_test_images(experiment, per_task: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mu, logvar, labels) of the first ``per_task`` test images of every task, through the final encoder."""
     plugin = experiment.replay_plugin
-    encoder = plugin.generator if hasattr(plugin, "generator") else experiment.strategy.model
+    encoder = plugin.method.generator if hasattr(plugin.method, "generator") else experiment.strategy.model
     encoder.eval()
     mus, logvars, labels = [], [], []
     for experience in experiment.benchmark.test_stream:
         x, y, *_ = next(iter(torch.utils.data.DataLoader(experience.dataset, batch_size=per_task)))
-        mu, logvar = encoder.encode(x)
-        mus.append(mu), logvars.append(logvar), labels.append(y)
+        posterior = encoder.encode(x)
+        mus.append(posterior.mean), logvars.append(posterior.logvar), labels.append(y)
     return torch.cat(mus), torch.cat(logvars), torch.cat(labels)
 
 

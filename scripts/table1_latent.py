@@ -66,14 +66,14 @@ def train_cell(model: str, dim: int, data: dict, epochs: int, seed: int) -> dict
             index = order[i:i + 128]
             xb, yb = x[index], y[index]
             if model == "ae":
-                mu, _ = vae.encode(xb)
-                loss = vae.likelihood.nll(vae.decode_output(mu), xb, "sum").mean()
+                loss = vae.likelihood.nll(vae.decode_output(vae.encode(xb).mean), xb, "sum").mean()
             else:
                 terms = vae.loss_terms(xb, labels=yb if conditional else None, reduction="sum")
                 loss = (terms["recon"] + terms["reg"]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            vae.prior.training_step()
     seconds = time.perf_counter() - start
     return evaluate(vae, model, data["test"], seconds, seed)
 
@@ -81,7 +81,7 @@ def train_cell(model: str, dim: int, data: dict, epochs: int, seed: int) -> dict
 @torch.no_grad()
 def evaluate(vae, model: str, test, seconds: float, seed: int) -> dict:
     x, y = test
-    mu = torch.cat([vae.prior.embed(vae.encode(x[i:i + 2000])[0]) for i in range(0, len(y), 2000)])
+    mu = torch.cat([vae.prior.embed(vae.encode(x[i:i + 2000]).mean) for i in range(0, len(y), 2000)])
     bce = torch.cat([vae.likelihood.nll(vae.decode_output(mu[i:i + 2000]), x[i:i + 2000], "sum")
                      for i in range(0, len(y), 2000)]).mean()
     clusters = KMeans(n_clusters=10, n_init=10, random_state=seed).fit_predict(mu.numpy())

@@ -77,7 +77,7 @@ def test_distillation_targets_come_from_the_frozen_model(tiny_stream):
     recorder = Recorder(strategy.replay_plugin)
     strategy.plugins.append(recorder)
     strategy.train(tiny_stream.train_stream[0])
-    frozen = strategy.replay_plugin.frozen_model
+    frozen = strategy.replay_plugin.method.frozen_model
     strategy.train(tiny_stream.train_stream[1])
     replay = recorder.replay
     expected = frozen.classify_replay(replay["x"])[0][:, [0, 1]]
@@ -133,9 +133,9 @@ class PriorSpy:
             self.calls.append(("sample", classes is not None))
             return sample(n, classes)
 
-        def spy_regularizer(mu, logvar, z, labels=None, probs=None):
+        def spy_regularizer(posterior, z, labels=None, probs=None):
             self.calls.append(("regularizer", "labels" if labels is not None else "probs" if probs is not None else None))
-            return regularizer(mu, logvar, z, labels=labels, probs=probs)
+            return regularizer(posterior, z, labels=labels, probs=probs)
 
         prior.sample, prior.regularizer = spy_sample, spy_regularizer
 
@@ -146,7 +146,7 @@ def test_switches_change_the_computation(tiny_stream, distill, conditional):
     model = bir_model()
     strategy = bir_strategy(model, iterations=3, distill=distill, conditional=conditional)
     strategy.train(tiny_stream.train_stream[0])
-    frozen_spy = PriorSpy(strategy.replay_plugin.frozen_model.prior)
+    frozen_spy = PriorSpy(strategy.replay_plugin.method.frozen_model.prior)
     live_spy = PriorSpy(model.prior)
     strategy.train(tiny_stream.train_stream[1])
     assert ("sample", conditional) in frozen_spy.calls and ("sample", not conditional) not in frozen_spy.calls

@@ -71,7 +71,7 @@ def test_gr_stays_on_the_device(tiny_stream, prior, device):
                      **common_options(device, [plugin, probe]))
     accuracies = train_and_evaluate(strategy, tiny_stream)
     assert probe.replay_iterations == 15 and probe.devices == {device}
-    assert module_devices(solver, generator, plugin.frozen_generator, plugin.frozen_solver) == {device}
+    assert module_devices(solver, generator, plugin.method.frozen_generator, plugin.method.frozen_solver) == {device}
     assert all(math.isfinite(v) for v in plugin.last_losses.values()) and len(accuracies) == 2
 
 
@@ -86,7 +86,7 @@ def test_bir_stays_on_the_device(tiny_stream, prior, device):
     strategy.plugins.append(probe)  # reads the replay made in before_forward: its place in the list does not matter
     accuracies = train_and_evaluate(strategy, tiny_stream)
     assert probe.replay_iterations == 15 and probe.devices == {device}
-    assert module_devices(model, strategy.replay_plugin.frozen_model) == {device}
+    assert module_devices(model, strategy.replay_plugin.method.frozen_model) == {device}
     assert all(math.isfinite(v) for v in strategy.replay_plugin.last_losses.values()) and len(accuracies) == 2
 
 

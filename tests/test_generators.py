@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from replay.generators import Bernoulli, UnitGaussian, conv_vae, feature_vae, likelihood, mlp_vae
+from replay.generators import Bernoulli, UnitGaussian, conv_vae, likelihood, mlp_vae
 from replay.priors import PRIORS, build
 
 
@@ -69,11 +69,11 @@ def test_summed_reconstruction_is_the_mean_times_the_units():
     assert torch.allclose(summed, mean * 784, rtol=1e-5)
 
 
-def test_conv_and_feature_vaes():
+def test_conv_vae_and_a_gaussian_vae_on_features():
     conv = conv_vae(build("gaussian", latent_dim=8), hidden=(64,))
     x = torch.randn(4, 3, 32, 32)
     assert conv.loss_terms(x)["recon"].shape == (4,) and conv.generate(2).shape == (2, 3, 32, 32)
-    features = feature_vae(build("gmm", latent_dim=8, n_classes=2), hidden=(64,))
+    features = mlp_vae((1024,), build("gmm", latent_dim=8, n_classes=2), hidden=(64,), likelihood="gaussian")
     assert features.likelihood is UnitGaussian and features.n_inputs == 1024
     assert features.loss_terms(torch.randn(4, 1024), labels=torch.tensor([0, 1, 0, 1]))["recon"].shape == (4,)
 

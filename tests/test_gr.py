@@ -40,9 +40,9 @@ def test_replay_labels_are_restricted_to_past_classes(tiny_stream):
     plugin = gr_plugin()
     strategy = make_naive(MLPClassifier((16,), 4, (32,)), [plugin, SeenUnitsMask()], iterations=20)
     strategy.train(tiny_stream.train_stream[0])
-    plugin.classes.start(tiny_stream.train_stream[1].classes_in_this_experience, torch.device("cpu"))
-    _, scores, _ = plugin.replay_batch(500)
-    labels = plugin.replay_labels(scores)
+    plugin.method.classes.start(tiny_stream.train_stream[1].classes_in_this_experience, torch.device("cpu"))
+    scores = plugin.method.draw(500)["teacher_scores"]
+    labels = plugin.method.replay_labels(scores)
     assert set(labels.tolist()) <= {0, 1}
     assert scores.shape == (500, 2)
 
@@ -61,12 +61,12 @@ def test_one_over_t_weighting_matches_a_hand_computation(tiny_stream):
         def before_update(self, strategy, **kwargs):
             if "loss" not in seen:
                 seen.update(loss=float(strategy.loss.detach()), x=strategy.mb_x.clone(), y=strategy.mb_y.clone(),
-                            replay=[t.clone() for t in plugin._replay], t=plugin.t,
+                            replay={k: t.clone() for k, t in plugin._replay.items()}, t=plugin.method.lifecycle.t,
                             state={k: v.clone() for k, v in model.state_dict().items()})
 
     strategy.plugins.append(Recorder())
     strategy.train(tiny_stream.train_stream[1])
-    x_replay, teacher, solver_inputs = seen["replay"]
+    x_replay, teacher, solver_inputs = (seen["replay"][k] for k in ("x", "teacher_scores", "inputs"))
     assert solver_inputs is x_replay or torch.equal(solver_inputs, x_replay)  # no feature cache: the images themselves
     probe = MLPClassifier((16,), 4, (32,))
     probe.load_state_dict(seen["state"])
@@ -82,7 +82,7 @@ def test_frozen_copies_are_frozen(tiny_stream):
     plugin = gr_plugin()
     strategy = make_naive(MLPClassifier((16,), 4, (32,)), [plugin, SeenUnitsMask()], iterations=10)
     strategy.train(tiny_stream.train_stream[0])
-    solver_copy, generator_copy = plugin.frozen_solver, plugin.frozen_generator
+    solver_copy, generator_copy = plugin.method.frozen_solver, plugin.method.frozen_generator
     saved = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in
              (("solver", solver_copy), ("generator", generator_copy))}
     assert not any(p.requires_grad for p in solver_copy.parameters())
@@ -93,7 +93,7 @@ def test_frozen_copies_are_frozen(tiny_stream):
     for name, module in (("solver", solver_copy), ("generator", generator_copy)):
         assert all(torch.equal(v, saved[name][k]) for k, v in module.state_dict().items()), name
     assert any(not torch.equal(v, live_before[k]) for k, v in strategy.model.state_dict().items())
-    assert plugin.frozen_solver is not solver_copy  # a fresh copy is taken at the end of each experience
+    assert plugin.method.frozen_solver is not solver_copy  # a fresh copy is taken at the end of each experience
 
 
 def test_soft_targets_use_distillation(tiny_stream):

@@ -132,7 +132,7 @@ def test_replay_trains_on_the_stock_split_mnist_with_its_default_transforms(stoc
     assert generator.normalization is not None  # adopted from the stream's transforms
     recon = [v for k, v in losses.items() if "recon" in k] or [losses["generator"]]
     assert 0.0 < min(recon) < 0.7  # a Bernoulli NLL per pixel of [0, 1] targets: positive, and learnt
-    frozen = plugin.frozen_generator if method == "gr" else plugin.frozen_model
+    frozen = plugin.method.frozen_generator if method == "gr" else plugin.method.frozen_model
     first_classes = torch.tensor(stock_split_mnist.train_stream[0].classes_in_this_experience)
     replay = frozen.generate(256) if method == "gr" else frozen.generate(first_classes.repeat(128))
     pixels = replay * 0.3081 + 0.1307  # the replay is normalised like the data
@@ -174,7 +174,7 @@ def test_the_plugins_compose_with_avalanches_own(tiny_stream, method, other):
                      evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
     for experience in tiny_stream.train_stream:  # epoch-based (no IterationBudget), periodic evaluation
         strategy.train(experience, eval_streams=[tiny_stream.test_stream])
-    assert plugin.experiences_done == 2 and plugin.last_replay_classes is not None
+    assert plugin.method.lifecycle.experiences_done == 2 and plugin.last_replay_classes is not None
     assert all(torch.isfinite(torch.tensor(v)) for v in plugin.last_losses.values())
     if other == "exemplars":  # the hybrid's batches carry stored exemplars besides the replay
         assert len(extra.storage_policy.buffer) == 40
@@ -205,7 +205,7 @@ def test_gr_trains_users_own_solvers_on_the_stock_stream(stock_split_mnist, solv
     strategy = naive(model, [plugin, IterationBudget(20)], train_mb_size=64)
     for experience in stock_split_mnist.train_stream[:2]:
         strategy.train(experience)
-    assert plugin.frozen_solver is not None and torch.isfinite(torch.tensor(plugin.last_losses["replay"]))
+    assert plugin.method.frozen_solver is not None and torch.isfinite(torch.tensor(plugin.last_losses["replay"]))
     assert set(plugin.last_replay_classes.tolist()) <= set(stock_split_mnist.train_stream[0].classes_in_this_experience)
 
 
@@ -222,7 +222,7 @@ def test_a_single_head_model_trains_on_a_task_incremental_stream(tiny_stream):
     strategy = naive(SimpleMLP(num_classes=4, input_size=16, hidden_size=16, hidden_layers=1), [plugin, IterationBudget(5)])
     for experience in stream.train_stream:
         strategy.train(experience)
-    assert plugin.experiences_done == 2
+    assert plugin.method.lifecycle.experiences_done == 2
 
 
 def test_the_replay_metrics_reach_avalanches_loggers(tiny_stream, tmp_path, monkeypatch):
@@ -328,9 +328,10 @@ def test_avalanche_checkpointing_saves_and_resumes_a_pipeline_with_our_plugins(t
     restored, next_experience = maybe_load_checkpoint(fresh, str(tmp_path / "checkpoint.pkl"))
     assert next_experience == 1
     restored_plugin = next(p for p in restored.plugins if type(p) is type(plugin))
-    assert restored_plugin.experiences_done == 1
+    assert restored_plugin.method.lifecycle.experiences_done == 1
     frozen = "frozen_generator" if method == "gr" else "frozen_model"
-    for a, b in zip(getattr(plugin, frozen).state_dict().values(), getattr(restored_plugin, frozen).state_dict().values()):
+    for a, b in zip(getattr(plugin.method, frozen).state_dict().values(),
+                    getattr(restored_plugin.method, frozen).state_dict().values()):
         assert torch.equal(a, b)
     restored.train(tiny_stream.train_stream[1])
-    assert restored_plugin.experiences_done == 2
+    assert restored_plugin.method.lifecycle.experiences_done == 2

@@ -1,6 +1,8 @@
 """MixedPrecision: bfloat16 training iterations around the replay plugins, float32 everywhere else."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 import torch
 
@@ -27,28 +29,26 @@ class DtypeProbe(SupervisedPlugin):
         self.eval_dtypes.add(strategy.mb_output.dtype)
 
 
-class GeneratorDtypeProbe(GenerativeReplayPlugin):
-    """GR plugin that records the generator's reconstruction dtype inside its own update."""
-
-    def generator_loss(self, x, labels, weights):
-        self.recon_dtype = self.generator(x)[0].dtype
-        self.autocast_on = torch.is_autocast_enabled("cpu")
-        return super().generator_loss(x, labels, weights)
-
-
 def test_iterations_run_in_bf16_with_float32_parameters_and_evaluation(tiny_stream):
     torch.manual_seed(0)
     model = MLPClassifier((16,), 4, (32,))
     generator = mlp_vae((16,), build("gaussian", latent_dim=4), hidden=(32,))
-    gr = GeneratorDtypeProbe(generator, lr=1e-2)
+    plugin = GenerativeReplayPlugin(generator, lr=1e-2)
+    seen, generator_loss = {}, plugin.method.generator_loss
+
+    def probed(x, labels, weights):  # records the generator's reconstruction dtype inside its own update
+        seen.update(recon_dtype=generator(x).output.dtype, autocast_on=torch.is_autocast_enabled("cpu"))
+        return generator_loss(x, labels, weights)
+
+    plugin.method.generator_loss = probed
     probe = DtypeProbe()
-    strategy = make_naive(model, [gr, SeenUnitsMask(), probe, MixedPrecision()], iterations=20)
+    strategy = make_naive(model, [plugin, SeenUnitsMask(), probe, MixedPrecision()], iterations=20)
     for experience in tiny_stream.train_stream:
         strategy.train(experience)
     final_accuracies(strategy, tiny_stream.test_stream)
     assert probe.train_dtypes == {torch.bfloat16}
     assert probe.eval_dtypes == {torch.float32}
-    assert gr.autocast_on and gr.recon_dtype == torch.bfloat16  # GR's generator update is inside the autocast
+    assert seen["autocast_on"] and seen["recon_dtype"] == torch.bfloat16  # GR's generator update is inside the autocast
     assert not torch.is_autocast_enabled("cpu")  # closed after training
     params = [*model.parameters(), *generator.parameters()]
     assert all(p.dtype == torch.float32 for p in params)
@@ -83,17 +83,18 @@ def test_heads_and_priors_compute_in_float32_under_autocast(name):
     head = prior.posterior_head(8)
     h = torch.randn(6, 8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    mu, logvar = head(h)
+    q = head(h)
     torch.manual_seed(1)  # CGM's MMD draws prototype samples
-    reference = prior.regularizer(mu, logvar, mu, labels=labels)
+    reference = prior.regularizer(q, q.mean, labels=labels)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mu_amp, logvar_amp = head(h)
-        z = prior.reparameterize(mu_amp, logvar_amp)
+        q_amp = head(h)
+        z = prior.reparameterize(q_amp)
         torch.manual_seed(1)
-        reg = prior.regularizer(mu_amp, logvar_amp, mu_amp, labels=labels)
+        reg = prior.regularizer(q_amp, q_amp.mean, labels=labels)
         samples = prior.sample(5, torch.tensor([0, 1, 2, 0, 1]))
-    assert {t.dtype for t in (mu_amp, logvar_amp, z, reg, samples)} == {torch.float32}
-    assert torch.equal(mu_amp, mu) and torch.allclose(reg, reference, atol=1e-5, rtol=1e-5)
+    parameters = [getattr(q_amp, f.name) for f in fields(q_amp)]
+    assert {t.dtype for t in (*parameters, z, reg, samples)} == {torch.float32}
+    assert torch.equal(q_amp.mean, q.mean) and torch.allclose(reg, reference, atol=1e-5, rtol=1e-5)
     assert PRIORS[name] is type(prior)
 
 
@@ -104,7 +105,7 @@ def test_a_binarized_shift_of_1e_4_survives_mixed_precision():
     with torch.no_grad():
         head.mean.weight.fill_(0.9), head.mean.bias.zero_(), head.logvar.weight.zero_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mu, logvar = head(torch.ones(1, 1))  # a bfloat16 linear layer would give 0.8984
-        difference = plain.regularizer(mu, logvar, mu) - shifted.regularizer(mu, logvar, mu)
+        q = head(torch.ones(1, 1))  # a bfloat16 linear layer would give 0.8984
+        difference = plain.regularizer(q, q.mean) - shifted.regularizer(q, q.mean)
     # KL(N(mu, 1) || N(r, 1)) differs from r = 0 by r * mu - r^2 / 2 per dimension
     assert difference.item() == pytest.approx(4 * (1e-4 * 0.9 - 0.5e-8), rel=1e-3)

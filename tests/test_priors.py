@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from replay import priors
-from replay.priors import CGM, GMM, BinarizedGaussian, BinarizedGMM, Gaussian
+from replay.priors import CGM, GMM, BinarizedGaussian, BinarizedGMM, Gaussian, GaussianPosterior as G
 from replay.priors.divergences import binarized_gaussian_kl, gaussian_kernel, mmd2_per_sample
 
 
@@ -32,7 +32,7 @@ def test_binarized_with_r_zero_is_the_gaussian_kl_to_the_last_digit():
     m, lv = torch.randn(6), torch.randn(6)
     plain = 0.5 * (lv - logvar + (logvar.exp() + (mu - m) ** 2) / lv.exp() - 1).sum(1)
     assert torch.equal(binarized_gaussian_kl(mu, logvar, m, lv, r=0.0), plain)
-    assert torch.equal(BinarizedGaussian(6, r=0.0).regularizer(mu, logvar, mu), Gaussian(6).regularizer(mu, logvar, mu))
+    assert torch.equal(BinarizedGaussian(6, r=0.0).regularizer(G(mu, logvar), mu), Gaussian(6).regularizer(G(mu, logvar), mu))
 
 
 def test_binarized_with_r_zero_draws_the_gaussians_samples_but_moves_the_random_stream_on():
@@ -48,7 +48,7 @@ def test_binarized_with_r_zero_draws_the_gaussians_samples_but_moves_the_random_
 def test_gaussian_kl_matches_torch_distributions():
     mu, logvar = posterior()
     q, p = Normal(mu, (0.5 * logvar).exp()), Normal(torch.zeros(6), torch.ones(6))
-    assert torch.allclose(Gaussian(6).regularizer(mu, logvar, mu), kl_divergence(q, p).sum(1))
+    assert torch.allclose(Gaussian(6).regularizer(G(mu, logvar), mu), kl_divergence(q, p).sum(1))
 
 
 @pytest.mark.parametrize("r", [0.01, 0.5, 2.0])
@@ -63,11 +63,11 @@ def test_binarized_kl_is_the_kl_to_the_shifted_prior(r):
 def test_binarized_gradients_are_finite_at_the_prior_mean():
     mu = torch.zeros(4, 6, requires_grad=True)  # exactly at the prior mean m = 0
     logvar = torch.zeros(4, 6, requires_grad=True)
-    BinarizedGaussian(6, r=0.3).regularizer(mu, logvar, mu).sum().backward()
+    BinarizedGaussian(6, r=0.3).regularizer(G(mu, logvar), mu).sum().backward()
     assert torch.isfinite(mu.grad).all() and torch.isfinite(logvar.grad).all()
     prior = BinarizedGMM(6, n_classes=3, r=0.3)
     mu2 = prior.means[[0, 1]].detach().clone().requires_grad_(True)
-    prior.regularizer(mu2, torch.zeros(2, 6), mu2, labels=torch.tensor([0, 1])).sum().backward()
+    prior.regularizer(G(mu2, torch.zeros(2, 6)), mu2, labels=torch.tensor([0, 1])).sum().backward()
     assert torch.isfinite(mu2.grad).all() and torch.isfinite(prior.means.grad).all()
 
 
@@ -76,7 +76,7 @@ def test_gmm_closed_form_kl_agrees_with_monte_carlo():
     prior = GMM(6, n_classes=3)
     mu, logvar = posterior(batch=4)
     labels = torch.tensor([0, 1, 2, 1])
-    closed = prior.regularizer(mu, logvar, mu, labels=labels).detach()
+    closed = prior.regularizer(G(mu, logvar), mu, labels=labels).detach()
     n = 200_000
     z = mu + (0.5 * logvar).exp() * torch.randn(n, *mu.shape)
     q = Normal(mu, (0.5 * logvar).exp())
@@ -94,18 +94,18 @@ def test_gmm_soft_estimators_one_hot_and_bound():
     mu, logvar = posterior(batch=3)
     labels = torch.tensor([0, 1, 2])
     one_hot = torch.nn.functional.one_hot(labels, 3).double()
-    closed = mc.regularizer(mu, logvar, mu, labels=labels).detach()
+    closed = mc.regularizer(G(mu, logvar), mu, labels=labels).detach()
     # the bound with one-hot probabilities is exactly the closed-form KL
-    assert torch.allclose(bound.regularizer(mu, logvar, mu, probs=one_hot), closed)
+    assert torch.allclose(bound.regularizer(G(mu, logvar), mu, probs=one_hot), closed)
     # the MC estimator with one-hot probabilities is unbiased for the same KL
     n = 100_000
     z = (mu + (0.5 * logvar).exp() * torch.randn(n, 3, 6)).reshape(-1, 6)
-    estimate = mc.regularizer(mu.repeat(n, 1), logvar.repeat(n, 1), z, probs=one_hot.repeat(n, 1))
+    estimate = mc.regularizer(G(mu.repeat(n, 1), logvar.repeat(n, 1)), z, probs=one_hot.repeat(n, 1))
     assert torch.allclose(estimate.view(n, 3).mean(0).detach(), closed, rtol=0.03, atol=0.05)
     # with mixed probabilities, sum_c p_c KL_c bounds the KL to the mixture from above (Jensen)
     probs = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]])
-    estimate = mc.regularizer(mu.repeat(n, 1), logvar.repeat(n, 1), z, probs=probs.repeat(n, 1))
-    assert (estimate.view(n, 3).mean(0) <= bound.regularizer(mu, logvar, mu, probs=probs) + 0.02).all()
+    estimate = mc.regularizer(G(mu.repeat(n, 1), logvar.repeat(n, 1)), z, probs=probs.repeat(n, 1))
+    assert (estimate.view(n, 3).mean(0) <= bound.regularizer(G(mu, logvar), mu, probs=probs) + 0.02).all()
 
 
 def test_gaussian_sampling_moments():
@@ -169,8 +169,8 @@ def test_cgm_fixed_variance_head_and_information_rate():
     prior = CGM(10, n_classes=2, info_rate=15.0)
     assert math.isclose(prior.variance, 1 / 4 ** 1.5)
     head = prior.posterior_head(7)
-    mu, logvar = head(torch.randn(3, 7))
-    assert torch.allclose(logvar, torch.full_like(mu, math.log(prior.variance)))
+    q = head(torch.randn(3, 7))
+    assert torch.allclose(q.logvar, torch.full_like(q.mean, math.log(prior.variance)))
     assert not any("logvar" in name for name, _ in head.named_parameters())
 
 
@@ -201,11 +201,11 @@ def test_state_survives_a_save_load_round_trip(name):
     torch.manual_seed(1)
     b = second.sample(3, classes)
     assert torch.equal(a, b)
-    mu, params = first.posterior_head(7)(torch.randn(3, 7))  # posterior parameters in the prior's own form
+    q = first.posterior_head(7)(torch.randn(3, 7))  # the posterior in the prior's own form
     torch.manual_seed(2)
-    ra = first.regularizer(mu, params, mu, labels=classes)
+    ra = first.regularizer(q, q.mean, labels=classes)
     torch.manual_seed(2)
-    assert torch.equal(ra, second.regularizer(mu, params, mu, labels=classes))
+    assert torch.equal(ra, second.regularizer(q, q.mean, labels=classes))
 
 
 def test_bad_input_gives_clear_errors():
@@ -224,7 +224,7 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="outside the prior's 3 class slots"):
         prior.observe_classes([5])
     with pytest.raises(ValueError, match="do not match the prior's latent size 4"):
-        prior.regularizer(torch.zeros(2, 7), torch.zeros(2, 7), torch.zeros(2, 7), labels=torch.tensor([0, 0]))
+        prior.regularizer(G(torch.zeros(2, 7), torch.zeros(2, 7)), torch.zeros(2, 7), labels=torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="has seen no class yet"):
         priors.build("cgm", latent_dim=4, n_classes=3).sample(2)
 
@@ -288,18 +288,12 @@ def test_conditional_bernoulli_sampling_follows_each_class():
     assert torch.equal(second, torch.tensor([[-1.0, -1.0, 1.0]]).expand(1000, 3))
 
 
-def test_slerp_between_codes():
-    from replay.priors.bernoulli import slerp
-
-    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    path = slerp(a, b, 5)
-    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
-    assert torch.allclose(path.norm(dim=1), torch.ones(5))
-    assert torch.allclose(torch.atan2(path[:, 1], path[:, 0]), torch.linspace(0, math.pi / 2, 5), atol=1e-6)
-
-
 def test_cg_bpef_discrete_kl_is_the_direct_sum_and_zero_at_the_prior():
     from replay.priors import CGBPEF
+    from replay.priors.cg_bpef import GridPosterior
+
+    def grid_posterior(logits):  # the mean plays no part in the KL
+        return GridPosterior(torch.zeros(len(logits), 3), logits)
 
     torch.manual_seed(0)
     prior = CGBPEF(3, n_classes=2, resolution=11, order=4)
@@ -308,7 +302,7 @@ def test_cg_bpef_discrete_kl_is_the_direct_sum_and_zero_at_the_prior():
     prior.observe_classes([0, 1])
     logits = torch.randn(5, 3, 11)
     labels = torch.tensor([0, 1, 1, 0, 1])
-    kl = prior.regularizer(torch.zeros(5, 3), logits, torch.zeros(5, 3), labels=labels)
+    kl = prior.regularizer(grid_posterior(logits), torch.zeros(5, 3), labels=labels)
     q = torch.softmax(logits, -1)
     p = torch.softmax(prior.coefficients @ prior.basis.T, -1)
     direct = torch.zeros(5)
@@ -318,13 +312,13 @@ def test_cg_bpef_discrete_kl_is_the_direct_sum_and_zero_at_the_prior():
                 direct[b] += q[b, j, r] * math.log(q[b, j, r] / p[labels[b], j, r])
     assert torch.allclose(kl, direct)
     own_logits = (prior.coefficients @ prior.basis.T)[labels].detach()
-    assert torch.allclose(prior.regularizer(torch.zeros(5, 3), own_logits, torch.zeros(5, 3), labels=labels),
+    assert torch.allclose(prior.regularizer(grid_posterior(own_logits), torch.zeros(5, 3), labels=labels),
                           torch.zeros(5), atol=1e-12)
     posterior = torch.distributions.Categorical(logits=logits.unsqueeze(1))
     per_class = torch.distributions.Categorical(probs=p.unsqueeze(0))
     class_kl = torch.distributions.kl_divergence(posterior, per_class).sum(-1)  # [5, 2], independent of ours
     assert torch.allclose(prior.class_kl(logits), class_kl, atol=1e-6)
-    mixed = prior.regularizer(torch.zeros(5, 3), logits, torch.zeros(5, 3), probs=torch.tensor([[0.3, 0.7]] * 5))
+    mixed = prior.regularizer(grid_posterior(logits), torch.zeros(5, 3), probs=torch.tensor([[0.3, 0.7]] * 5))
     assert torch.allclose(mixed, 0.3 * class_kl[:, 0] + 0.7 * class_kl[:, 1], atol=1e-6)
 
 
@@ -345,11 +339,16 @@ def test_cg_bpef_grid_head_sampling_and_annealing():
     prior = CGBPEF(2, n_classes=2, resolution=21, order=3, t_max=1.0, t_min=0.5, anneal_steps=10)
     assert torch.allclose(prior.points, torch.tensor([(2 * r - 22) / 20 for r in range(1, 22)]))
     head = prior.posterior_head(4)
-    mu, logits = head(torch.randn(6, 4))
-    assert logits.shape == (6, 2, 21) and torch.allclose(mu, torch.softmax(logits, -1) @ prior.points)
+    q = head(torch.randn(6, 4))
+    assert q.logits.shape == (6, 2, 21) and torch.allclose(q.mean, torch.softmax(q.logits, -1) @ prior.points)
     assert prior.temperature == 1.0
-    for _ in range(10):
-        z = prior.reparameterize(mu, logits)
+    for _ in range(3):  # draws do not move the schedule; training steps do
+        z = prior.reparameterize(q)
+    assert prior.temperature == 1.0
+    for step in range(10):
+        prior.training_step()
+        assert prior.temperature == pytest.approx(0.5 ** ((step + 1) / 10))
+    prior.training_step()  # past anneal_steps: kept at t_min
     assert prior.temperature == pytest.approx(0.5) and z.abs().max() <= 1.0
     with torch.no_grad():
         prior.coefficients[1] = torch.tensor([2.0, 0.0, 0.0])  # logits 2 zeta: mass towards +1
@@ -384,7 +383,7 @@ def test_clustered_gradients_are_finite_at_boundaries_and_origin():
     prior.mapping(y).sum().backward()
     assert torch.isfinite(y.grad).all()
     mu = y.detach().clone().requires_grad_(True)
-    prior.regularizer(mu, torch.zeros(3, 2), mu, labels=torch.tensor([0, 1, 2])).sum().backward()
+    prior.regularizer(G(mu, torch.zeros(3, 2)), mu, labels=torch.tensor([0, 1, 2])).sum().backward()
     assert torch.isfinite(mu.grad).all()
 
 
@@ -415,5 +414,5 @@ def test_sparse_loss_rewards_sparser_codes_and_hoyer_measures_it():
     codes = torch.randn(200, 8)
     one_hot = torch.zeros(200, 8).scatter_(1, torch.randint(8, (200, 1)), torch.randn(200, 1))
     assert float(hoyer(one_hot).mean()) > 0.99 and float(hoyer(codes).mean()) < 0.4
-    z = prior.reparameterize(torch.randn(5, 6), torch.zeros(5, 6))
+    z = prior.reparameterize(G(torch.randn(5, 6), torch.zeros(5, 6)))
     assert z.shape == (5, 6) and prior.sample(7).shape == (7, 6)

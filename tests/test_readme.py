@@ -19,5 +19,5 @@ def test_the_plugin_example_trains_gr_and_bir_through_every_experience(mnist_roo
         assert strategy.clock.train_exp_counter == 5  # trained on all five experiences
         assert strategy.clock.train_iterations == 15  # 3 each: the budget applied
     gr_plugin = namespace["gr"].plugins[0]
-    assert gr_plugin.frozen_generator is not None and set(gr_plugin.last_losses) == {"current", "replay", "generator"}
+    assert gr_plugin.method.frozen_generator is not None and set(gr_plugin.last_losses) == {"current", "replay", "generator"}
     assert 0.0 <= namespace["accuracy"] <= 1.0

@@ -7,7 +7,7 @@ import torch
 from replay import IterationBudget, SeenUnitsMask
 from replay.generators import mlp_vae
 from replay.models import BIRModel, MLPClassifier
-from replay.plugins.common import ReplayPool
+from replay.methods.lifecycle import ReplayPool
 from replay.priors import build
 from replay.strategies import BrainInspiredReplay, GenerativeReplay
 
@@ -68,19 +68,19 @@ def bir_strategy(replay_chunk: int, iterations: int):
                                plugins=[SeenUnitsMask(), IterationBudget(iterations)], evaluator=None)
 
 
-@pytest.mark.parametrize("make, draw_name", [(gr_strategy, "replay_batch"), (bir_strategy, "draw_replay")])
-def test_plugins_draw_once_per_chunk_and_never_reuse_replay_of_an_older_frozen_model(tiny_stream, make, draw_name):
+@pytest.mark.parametrize("make, frozen_name", [(gr_strategy, "frozen_generator"), (bir_strategy, "frozen_model")])
+def test_plugins_draw_once_per_chunk_and_never_reuse_replay_of_an_older_frozen_model(tiny_stream, make, frozen_name):
     torch.manual_seed(0)
     strategy = make(replay_chunk=4, iterations=10)
-    plugin = strategy.replay_plugin
+    method = strategy.replay_plugin.method
     calls = []
-    original = getattr(plugin, draw_name)
+    original = method.draw
 
     def counted(n):
-        calls.append((n, id(plugin.frozen_model if draw_name == "draw_replay" else plugin.frozen_generator)))
+        calls.append((n, id(getattr(method, frozen_name))))
         return original(n)
 
-    setattr(plugin, draw_name, counted)
+    method.draw = counted
     first, second = tiny_stream.train_stream
     strategy.train(first)
     assert calls == []  # no replay in the first experience
@@ -101,6 +101,6 @@ def test_replay_chunk_reaches_the_plugins_from_a_run_config(tmp_path, mnist_root
     for method in ("gr", "bir"):
         config = resolve({"method": {"name": method, "replay_chunk": 8}, "stream": {"root": str(mnist_root)},
                           "iterations_per_experience": 1})
-        assert build_experiment(config, tmp_path / method).strategy.replay_plugin.pool.chunk == 8
+        assert build_experiment(config, tmp_path / method).strategy.replay_plugin.method.lifecycle.pool.chunk == 8
     with pytest.raises(ConfigError, match="replay_chunk"):
         resolve({"method": {"name": "bir", "replay_chunk": "many"}})

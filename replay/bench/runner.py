@@ -31,7 +31,7 @@ from replay.generators.vae import conv_vae, mlp_vae
 from replay.metrics import ReplayLossMetric, ReplayQualityMetric, ReplayShareMetric
 from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
 from replay.plugins import FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
-from replay.plugins.common import adam
+from replay.optim import adam
 from replay.plugins.protocol import materialize
 from replay.quality import judge_for
 from replay.random_state import preserved_rng, rng_state, set_rng_state
@@ -286,7 +286,7 @@ def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tup
     strategy.model.to(strategy.device)
     strategy.plugins.append(RestoreOptimizerState(state["optimizer"]))
     if experiment.replay_plugin is not None:
-        experiment.replay_plugin.load_state_dict(state["replay_plugin"], strategy.model)
+        experiment.replay_plugin.load_state_dict(state["replay_plugin"])
     for plugin, saved in zip([p for p in experiment.plugins if isinstance(p, SeenUnitsMask)], state["seen_units"]):
         plugin.load_state_dict(saved)
     set_rng_state(state["rng"])
@@ -315,7 +315,8 @@ def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment
     model = experiment.strategy.model
     model.load_state_dict(state["model"])
     if experiment.replay_plugin is not None:
-        experiment.replay_plugin.load_state_dict(state["replay_plugin"], model)
+        experiment.replay_plugin.load_state_dict(state["replay_plugin"])
+        experiment.replay_plugin.method.bind(model)  # its frozen copies, without an experience to start
     return experiment, state
 
 

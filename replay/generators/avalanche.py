@@ -24,16 +24,19 @@ from avalanche.training import VAETraining
 from avalanche.training.plugins import GenerativeReplayPlugin as AvalancheReplayPlugin
 
 from replay.generators.vae import VAE, VAEOutput
-from replay.plugins.common import DataGuard, adam, posterior_means
+from replay.generators.data_guard import DataGuard
+from replay.methods.lifecycle import refit_prior
+from replay.optim import adam
 
 
 class GeneratorOutput(tuple):
-    """``(x_hat, mu, logvar)`` as Avalanche's VAE loss unpacks it; ``passes`` keeps the VAE's full output."""
+    """``(x_hat, mean, logvar)`` as Avalanche's VAE loss unpacks it (logvar None for posteriors that are not
+    Gaussian; our ``criterion`` reads neither); ``passes`` keeps the VAE's full output."""
 
     passes: VAEOutput
 
     def __new__(cls, x_hat: Tensor, passes: VAEOutput) -> "GeneratorOutput":
-        output = super().__new__(cls, (x_hat, passes.mu, passes.logvar))
+        output = super().__new__(cls, (x_hat, passes.posterior.mean, getattr(passes.posterior, "logvar", None)))
         output.passes = passes
         return output
 
@@ -67,8 +70,9 @@ class AvalancheGenerator(nn.Module):
 
 
 class PriorHooks(SupervisedPlugin):
-    """Runs the prior's class and end-of-experience hooks inside a generator strategy (``VAETraining``), and
-    fits the VAE to the experience's data (``DataGuard``: normalisation, range check of the first batch)."""
+    """Runs the prior's hooks (classes, training steps, end of experience) inside a generator strategy
+    (``VAETraining``), and fits the VAE to the experience's data (``DataGuard``: normalisation, range check of the
+    first batch)."""
 
     def __init__(self):
         super().__init__()
@@ -82,13 +86,12 @@ class PriorHooks(SupervisedPlugin):
     def before_forward(self, strategy, **kwargs):
         self.data_guard.check(strategy.model.vae, strategy.mb_x)
 
-    @torch.no_grad()
+    def after_training_iteration(self, strategy, **kwargs):
+        strategy.model.vae.prior.training_step()
+
     def after_training_exp(self, strategy, **kwargs):
         vae: VAE = strategy.model.vae
-        latents = labels = None
-        if vae.prior.wants_latents:
-            latents, labels = posterior_means(vae, strategy.experience.dataset, strategy.device)
-        vae.prior.end_experience(latents, labels)
+        refit_prior(vae.prior, vae, strategy.experience.dataset, strategy.device)
 
 
 def vae_training(vae: VAE, lr: float = 1e-3, train_mb_size: int = 128, train_epochs: int = 1,

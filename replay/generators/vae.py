@@ -11,20 +11,19 @@ from replay.errors import UserInputError
 from replay.generators.likelihoods import likelihood as get_likelihood
 from replay.generators.normalization import ModelsData, Normalization
 from replay.nets import GatedMLPDecoder, conv_stack, deconv_stack, mlp
-from replay.priors.base import LatentPrior
+from replay.priors.base import LatentPrior, Posterior
 
 
 class VAEOutput(NamedTuple):
     """One pass of a VAE: the decoder's output (likelihood parameters), the posterior and the sampled latents."""
 
     output: Tensor
-    mu: Tensor
-    logvar: Tensor
+    posterior: Posterior
     z: Tensor
 
 
 class VAE(ModelsData, nn.Module):
-    """x -> encoder -> prior.posterior_head -> (mu, logvar) -> z -> decoder -> likelihood parameters.
+    """x -> encoder -> prior.posterior_head -> posterior -> z -> decoder -> likelihood parameters.
 
     ``loss_terms`` returns the two per-sample terms of the negative ELBO (Kingma & Welling 2014, eq. 3):
     ``recon = -log p(x|z)`` with the named reduction over units, and ``reg`` = the prior's regulariser
@@ -69,8 +68,8 @@ class VAE(ModelsData, nn.Module):
         if tuple(x.shape[1:]) != self.input_shape:
             raise UserInputError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior parameters of inputs; normalised inputs are un-normalised first: the VAE reads, scores and
+    def encode(self, x: Tensor) -> Posterior:
+        """The posterior of inputs (the prior's named ``Posterior``); normalised inputs are un-normalised first: the VAE reads, scores and
         writes pixels in [0, 1], and only its samples are normalised again (``generate``)."""
         return self.head(self.encoder(self.data_to_unit(x)))
 
@@ -82,16 +81,16 @@ class VAE(ModelsData, nn.Module):
         return self.unit_to_data(self.likelihood.mean(self.decode_output(z)))
 
     def forward(self, x: Tensor) -> VAEOutput:
-        mu, logvar = self.encode(x)
-        z = self.prior.reparameterize(mu, logvar)
-        return VAEOutput(self.decode_output(z), mu, logvar, z)
+        posterior = self.encode(x)
+        z = self.prior.reparameterize(posterior)
+        return VAEOutput(self.decode_output(z), posterior, z)
 
     def terms_of(self, x: Tensor, out: VAEOutput, labels: Optional[Tensor] = None,
                  probs: Optional[Tensor] = None, reduction: str = "mean") -> dict[str, Tensor]:
         """Per-sample ``recon`` (of the un-normalised ``x``) and ``reg`` of a pass ``out = self(x)``."""
         return {
             "recon": self.likelihood.nll(out.output, self.data_to_unit(x), reduction),
-            "reg": self.prior.regularizer(out.mu, out.logvar, out.z, labels=labels, probs=probs),
+            "reg": self.prior.regularizer(out.posterior, out.z, labels=labels, probs=probs),
         }
 
     def loss_terms(self, x: Tensor, labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
@@ -113,11 +112,6 @@ def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int
     encoder = nn.Sequential(nn.Flatten(), mlp([n_inputs, *hidden]))
     decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_inputs)
     return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood, normalization)
-
-
-def feature_vae(prior: LatentPrior, in_features: int = 1024, hidden: Sequence[int] = (2000, 2000)) -> VAE:
-    """VAE on conv features (internal replay on CIFAR): 1024-2000-2000, Gaussian (MSE) likelihood."""
-    return mlp_vae((in_features,), prior, hidden, likelihood="gaussian")
 
 
 def conv_vae(prior: LatentPrior, input_shape: Sequence[int] = (3, 32, 32), hidden: Sequence[int] = (2000, 2000),

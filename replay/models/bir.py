@@ -12,7 +12,7 @@ from replay.errors import UserInputError
 from replay.generators.likelihoods import likelihood as get_likelihood
 from replay.generators.normalization import ModelsData, Normalization
 from replay.nets import GatedMLPDecoder, mlp
-from replay.priors.base import LatentPrior
+from replay.priors.base import LatentPrior, Posterior
 
 
 class BIRModel(ModelsData, nn.Module):
@@ -136,16 +136,17 @@ class BIRModel(ModelsData, nn.Module):
     def decode(self, z: Tensor, gate: Optional[Tensor]) -> Tensor:
         return self.decoder(z, gate).view(-1, *self.replay_shape)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Posterior parameters (mu, logvar) of images or replay-space inputs."""
+    def encode(self, x: Tensor) -> Posterior:
+        """The posterior (the prior's named ``Posterior``) of images or replay-space inputs."""
         return self.head(self.hidden(self.to_replay_space(x)))
 
-    def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> dict[str, Tensor]:
-        """Posterior (mu, logvar), sampled z and per-sample reconstruction loss (averaged per unit) from ``h``."""
-        mu, logvar = self.head(h)
-        z = self.prior.reparameterize(mu, logvar)
+    def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> tuple[Posterior, Tensor, Tensor]:
+        """(posterior, sampled z, per-sample reconstruction loss averaged per unit) from the hidden layer ``h`` of
+        the inputs ``x_replay``, the decoder gated by ``gate``."""
+        posterior = self.head(h)
+        z = self.prior.reparameterize(posterior)
         recon = self.likelihood.nll(self.decode(z, gate), self.data_to_unit(x_replay), "mean")
-        return {"mu": mu, "logvar": logvar, "z": z, "recon": recon}
+        return posterior, z, recon
 
     @torch.no_grad()
     def generate(self, classes: Tensor, conditional: bool = True) -> Tensor:

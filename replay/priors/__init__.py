@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from replay.checks import check_ranges
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior
+from replay.priors.base import GaussianPosterior, LatentPrior, Posterior
 from replay.priors.bernoulli import Bernoulli
 from replay.priors.cg_bpef import CGBPEF
 from replay.priors.cgm import CGM

@@ -1,11 +1,14 @@
 """The prior interface: what GR's generator and BI-R's model ask of a latent prior, and nothing more.
 
 A prior plays the role of pythae's sampler: the VAE never branches on its kind. It asks the prior for
-* its posterior head (``posterior_head``): mean and log-variance, or mean only with a fixed variance;
+* its posterior head (``posterior_head``): hidden features -> a named posterior (``GaussianPosterior``: mean and
+  log-variance; a prior with another family returns its own ``Posterior`` subclass, e.g. CG-BPEF's grid logits);
+* a latent drawn from a posterior (``reparameterize``) and the code of its mean (``embed``);
 * the regulariser of a batch of posteriors (``regularizer``), one value per sample, given hard labels,
   soft class probabilities, or nothing;
 * latents to decode (``sample``), unconditional or one per requested class;
-* an end-of-experience hook (``end_experience``) for priors that keep or refit state.
+* hooks: ``training_step`` after each optimiser step of the model that holds it (schedules such as an annealed
+  temperature follow the training iterations), ``end_experience`` for priors that keep or refit state.
 State lives in parameters and buffers, so it is saved and restored with ``state_dict``.
 
 Latent computations are always float32: under mixed-precision training (``MixedPrecision``) the posterior
@@ -16,7 +19,8 @@ whose resolution near 1 is 2^-8.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, Optional, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +32,9 @@ FLOAT32_METHODS = ("reparameterize", "regularizer", "sample")
 
 
 def as_float32(value: Any) -> Any:
-    """Floating-point tensors in float32; anything else unchanged."""
+    """Floating-point tensors, and the fields of a ``Posterior``, in float32; anything else unchanged."""
+    if isinstance(value, Posterior):
+        return type(value)(**{f.name: as_float32(getattr(value, f.name)) for f in fields(value)})
     return value.float() if isinstance(value, Tensor) and value.is_floating_point() else value
 
 
@@ -48,6 +54,26 @@ def in_float32(method: Callable) -> Callable:
     return guarded
 
 
+@dataclass(frozen=True)
+class Posterior:
+    """Base of the named posteriors q(z|x) that heads return. ``mean`` is E_q[z] before the prior's ``embed`` (what
+    ``encode(x).mean`` hands to analyses and to priors that refit); subclasses add the family's parameters as
+    further fields. Each field holds one row per sample."""
+
+    mean: Tensor
+
+    def rows(self, index: Any) -> "Posterior":
+        """The posterior of the rows ``index`` of the batch (every field indexed alike)."""
+        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class GaussianPosterior(Posterior):
+    """Diagonal Gaussian posterior N(mean, diag(exp(logvar))); ``logvar`` is [batch, latent_dim]."""
+
+    logvar: Tensor
+
+
 class PosteriorHead(nn.Module):
     """Base of the encoder heads that priors hand out; ``forward(h)`` runs in float32 (see the module doc)."""
 
@@ -58,15 +84,20 @@ class PosteriorHead(nn.Module):
 
 
 class GaussianHead(PosteriorHead):
-    """Encoder head giving (mu, logvar); the log-variance layer has no bias, as in the BI-R reference."""
+    """Encoder head giving a ``GaussianPosterior``; the log-variance layer has no bias, as in the BI-R reference.
+
+    Args:
+        in_features: width of the encoder's last hidden layer.
+        latent_dim: size of the latent.
+    """
 
     def __init__(self, in_features: int, latent_dim: int):
         super().__init__()
         self.mean = nn.Linear(in_features, latent_dim)
         self.logvar = nn.Linear(in_features, latent_dim, bias=False)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self.mean(h), self.logvar(h)
+    def forward(self, h: Tensor) -> GaussianPosterior:
+        return GaussianPosterior(self.mean(h), self.logvar(h))
 
 
 class LatentPrior(nn.Module):
@@ -95,29 +126,38 @@ class LatentPrior(nn.Module):
 
     # -- posterior ---------------------------------------------------------------------------------------
     def posterior_head(self, in_features: int) -> nn.Module:
-        """The encoder's last layer, mapping hidden features to (mu, logvar)."""
+        """The encoder's last layer, mapping ``in_features`` hidden features to the prior's ``Posterior``."""
         return GaussianHead(in_features, self.latent_dim)
 
     @in_float32
-    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        """z = mu + exp(logvar / 2) * eps (Kingma & Welling 2014, eq. 10)."""
-        return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
+        """z = mean + exp(logvar / 2) * eps (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", eq. 10)."""
+        return posterior.mean + (0.5 * posterior.logvar).exp() * torch.randn_like(posterior.mean)
 
     def embed(self, mu: Tensor) -> Tensor:
         """The deterministic latent code of a posterior mean (what the decoder reads for it); identity here."""
         return mu
 
     # -- regulariser and sampling --------------------------------------------------------------------------
-    def regularizer(
-        self, mu: Tensor, logvar: Tensor, z: Tensor,
-        labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
-    ) -> Tensor:
-        """Per-sample regulariser (KL or its replacement), shape [batch]."""
+    def regularizer(self, posterior: Posterior, z: Tensor, labels: Optional[Tensor] = None,
+                    probs: Optional[Tensor] = None) -> Tensor:
+        """Per-sample regulariser (KL or its replacement), shape [batch].
+
+        Args:
+            posterior: the batch's posterior (from this prior's head).
+            z: the latents drawn from it (``reparameterize``).
+            labels: hard class labels [batch], for class-aware priors (else ignored).
+            probs: class probabilities [batch, classes seen so far], instead of ``labels``.
+        """
         raise NotImplementedError
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         """``n`` latents; with ``classes`` (shape [n]) one latent per requested class."""
         raise NotImplementedError
+
+    def training_step(self) -> None:
+        """Called after each optimiser step of the model that holds the prior; a no-op unless the prior follows a
+        schedule over training iterations."""
 
     # -- classes and experiences ---------------------------------------------------------------------------
     def observe_classes(self, classes: Iterable[int]) -> None:
@@ -165,9 +205,6 @@ class LatentPrior(nn.Module):
 
 
 def check_shapes(mu: Tensor, latent_dim: int) -> None:
+    """Raise if ``mu`` is not [batch, latent_dim]."""
     if mu.dim() != 2 or mu.shape[1] != latent_dim:
         raise UserInputError(f"latents of shape {tuple(mu.shape)} do not match the prior's latent size {latent_dim}")
-
-
-def as_long(classes: Sequence[int] | Tensor, device: torch.device) -> Tensor:
-    return torch.as_tensor(classes, dtype=torch.long, device=device)

@@ -1,4 +1,4 @@
-"""Latent Bernoulli prior of LBAE (seed 001): binary codes, no KL, moments fitted after training,
+"""Latent Bernoulli prior of LBAE (Fajtl, Argyriou, Monekosso & Remagnino 2020, "Latent Bernoulli Autoencoder"): binary codes, no KL, moments fitted after training,
 sampling by random hyperplane rounding."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from replay.checks import COUNT
-from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
+from replay.priors.base import LatentPrior, Posterior, PosteriorHead, check_shapes
 
 
 class TanhHead(PosteriorHead):
@@ -18,7 +18,7 @@ class TanhHead(PosteriorHead):
     The batch-norm (no affine part) is ours: without it, an MLP encoder trained with Adam 1e-3 pushes every
     input's pre-activation the same way in the first iterations, tanh saturates and all inputs share one code
     (seen at d = 4 and d = 32 on MNIST); normalising each unit over the batch keeps the bits balanced. The
-    seed's residual CNN encoder has normalisation layers of its own.
+    paper's residual CNN encoder has normalisation layers of its own.
     """
 
     def __init__(self, in_features: int, latent_dim: int):
@@ -26,19 +26,18 @@ class TanhHead(PosteriorHead):
         self.mean = nn.Linear(in_features, latent_dim)
         self.norm = nn.BatchNorm1d(latent_dim, affine=False)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        mu = torch.tanh(self.norm(self.mean(h)))
-        return mu, torch.zeros_like(mu)
+    def forward(self, h: Tensor) -> Posterior:
+        return Posterior(torch.tanh(self.norm(self.mean(h))))
 
 
 def binarize_straight_through(x: Tensor) -> Tensor:
-    """sign(x) in {-1, 1} forward, identity gradient backward (seed 001, section 3.1)."""
+    """sign(x) in {-1, 1} forward, identity gradient backward (Fajtl et al., section 3.1)."""
     hard = torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
     return x + (hard - x).detach()
 
 
 def moment_matrix(codes: Tensor) -> Tensor:
-    """M = [[E[YY^T], E[Y]], [E[Y]^T, 1]] of +-1 codes (seed 001, eq. 4), float64."""
+    """M = [[E[YY^T], E[Y]], [E[Y]^T, 1]] of +-1 codes (Fajtl et al., eq. 4), float64."""
     y = codes.double()
     extended = torch.cat([y, torch.ones(len(y), 1, dtype=y.dtype, device=y.device)], 1)
     return extended.T @ extended / len(y)
@@ -68,18 +67,8 @@ def hyperplane_round(v: Tensor, normals: Tensor) -> Tensor:
     return signs[:, :-1] * signs[:, -1:]
 
 
-def slerp(a: Tensor, b: Tensor, steps: int) -> Tensor:
-    """Spherical linear interpolation (Shoemake 1985) between two vectors, ``steps`` points including both ends."""
-    a_unit, b_unit = a / a.norm(), b / b.norm()
-    omega = torch.arccos((a_unit * b_unit).sum().clamp(-1.0, 1.0))
-    t = torch.linspace(0.0, 1.0, steps, dtype=a.dtype, device=a.device).unsqueeze(1)
-    if omega < 1e-7:
-        return (1 - t) * a + t * b
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-
-
 class Bernoulli(LatentPrior):
-    """Multivariate Bernoulli latent of LBAE (seed 001).
+    """Multivariate Bernoulli latent of LBAE (Fajtl et al. 2020).
 
     * Encoder head: tanh, then sign with the straight-through (identity) gradient; no regulariser (zeros).
     * ``end_experience(latents, labels)``: refits the moment matrix M of the +-1 codes, globally and per class,
@@ -108,14 +97,15 @@ class Bernoulli(LatentPrior):
     def posterior_head(self, in_features: int) -> nn.Module:
         return TanhHead(in_features, self.latent_dim)
 
-    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return binarize_straight_through(mu)
+    def reparameterize(self, posterior: Posterior) -> Tensor:
+        return binarize_straight_through(posterior.mean)
 
     def embed(self, mu: Tensor) -> Tensor:
         return torch.where(mu >= 0, 1.0, -1.0)
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: Posterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
+        mu = posterior.mean
         check_shapes(mu, self.latent_dim)
         return mu.new_zeros(mu.shape[0])
 

@@ -1,6 +1,8 @@
-"""Coarse-grained bounded polynomial exponential family prior (CG-BPEF, seed 004)."""
+"""Coarse-grained bounded polynomial exponential family prior (CG-BPEF; Sun & Zhang 2017, "Coarse Grained Exponential
+Variational Autoencoders")."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -9,16 +11,16 @@ from torch.nn import functional as F
 
 from replay.checks import Range, POSITIVE, COUNT
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
+from replay.priors.base import LatentPrior, Posterior, PosteriorHead, check_shapes
 
 
 def grid(resolution: int) -> Tensor:
-    """zeta_r = (2r - (R + 1)) / (R - 1), r = 1..R: R evenly spaced points on [-1, 1] (seed 004, section 3.2)."""
+    """zeta_r = (2r - (R + 1)) / (R - 1), r = 1..R: R evenly spaced points on [-1, 1] (Sun & Zhang, section 3.2)."""
     return torch.linspace(-1.0, 1.0, resolution)
 
 
 def monomial_basis(points: Tensor, order: int) -> Tensor:
-    """[R, M] matrix of zeta_r^m, m = 1..M: the seed's polynomial basis (the constant is absorbed by the softmax)."""
+    """[R, M] matrix of zeta_r^m, m = 1..M: the paper's polynomial basis (the constant is absorbed by the softmax)."""
     return points.unsqueeze(1) ** torch.arange(1, order + 1, dtype=points.dtype)
 
 
@@ -29,9 +31,23 @@ def gumbel_noise(like: Tensor) -> Tensor:
     return -torch.log(-torch.log(uniform))
 
 
+@dataclass(frozen=True)
+class GridPosterior(Posterior):
+    """Per latent dimension, a categorical over the R grid points: ``logits`` [batch, dim, R]; ``mean`` = E_q[z]."""
+
+    logits: Tensor
+
+
 class PolynomialLogitHead(PosteriorHead):
-    """Encoder head giving, per latent dimension, M polynomial coefficients b_jm; returns
-    (mu = E_q[z], logits beta_jr = sum_m b_jm zeta_r^m of shape [batch, dim, R])."""
+    """Encoder head giving, per latent dimension, M polynomial coefficients b_jm; returns a ``GridPosterior`` with
+    logits beta_jr = sum_m b_jm zeta_r^m.
+
+    Args:
+        in_features: width of the encoder's last hidden layer.
+        latent_dim: number of latent dimensions.
+        basis: [R, M] monomial basis (``monomial_basis``).
+        points: the R grid points.
+    """
 
     def __init__(self, in_features: int, latent_dim: int, basis: Tensor, points: Tensor):
         super().__init__()
@@ -40,19 +56,20 @@ class PolynomialLogitHead(PosteriorHead):
         self.register_buffer("basis", basis)
         self.register_buffer("points", points)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor) -> GridPosterior:
         b = self.coefficients(h).view(-1, self.latent_dim, self.order)
         logits = b @ self.basis.T
-        return F.softmax(logits, -1) @ self.points, logits
+        return GridPosterior(F.softmax(logits, -1) @ self.points, logits)
 
 
 class CGBPEF(LatentPrior):
-    """CG-BPEF prior (seed 004, eq. 2-4): each latent dimension lives on R grid points of [-1, 1].
+    """CG-BPEF prior (Sun & Zhang, eq. 2-4): each latent dimension lives on R grid points of [-1, 1].
 
-    * Posterior per dimension: categorical with polynomial logits (monomial basis zeta^1..zeta^M, the seed's);
-      the head returns (E_q[z], logits) and z is drawn with the Gumbel-softmax (Concrete) relaxation,
+    * Posterior per dimension: categorical with polynomial logits (monomial basis zeta^1..zeta^M, the paper's);
+      the head returns a ``GridPosterior`` and z is drawn with the Gumbel-softmax (Concrete) relaxation,
       z_j = sum_r y_jr zeta_r, at a temperature annealed exponentially from ``t_max`` to ``t_min`` over the
-      first ``anneal_steps`` training draws, then kept at ``t_min``.
+      first ``anneal_steps`` training iterations of the model that holds the prior (counted by ``training_step``,
+      saved with the prior's state), then kept at ``t_min``.
     * Prior: per class slot, learned polynomial coefficients A_c (d x M) giving a categorical on the grid.
     * Regulariser: the exact discrete KL sum_j sum_r q_jr (log q_jr - log p_jr) to the class's prior (eq. 4).
       With soft class probabilities, or none (uniform over the seen classes): sum_c w_c KL_c, the upper bound
@@ -77,7 +94,7 @@ class CGBPEF(LatentPrior):
         self.t_max, self.t_min, self.anneal_steps = float(t_max), float(t_min), int(anneal_steps)
         self.register_buffer("points", grid(resolution))
         self.register_buffer("basis", monomial_basis(self.points, order))
-        self.register_buffer("draws", torch.zeros((), dtype=torch.long))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.coefficients = nn.Parameter(torch.zeros(n_classes, latent_dim, order))
 
     def posterior_head(self, in_features: int) -> nn.Module:
@@ -85,14 +102,17 @@ class CGBPEF(LatentPrior):
 
     @property
     def temperature(self) -> float:
-        progress = min(float(self.draws) / max(self.anneal_steps, 1), 1.0)
+        """T = t_max (t_min / t_max)^min(steps / anneal_steps, 1)."""
+        progress = min(float(self.steps) / max(self.anneal_steps, 1), 1.0)
         return self.t_max * (self.t_min / self.t_max) ** progress
 
-    def reparameterize(self, mu: Tensor, logits: Tensor) -> Tensor:
+    def training_step(self) -> None:
+        self.steps += 1
+
+    def reparameterize(self, posterior: GridPosterior) -> Tensor:
         """Gumbel-softmax draw y_j ~ Concrete(logits_j, T), z_j = y_j . zeta (eq. 5-6)."""
+        logits = posterior.logits
         y = F.softmax((logits + gumbel_noise(logits)) / self.temperature, dim=-1)
-        if torch.is_grad_enabled():
-            self.draws += 1
         return y @ self.points
 
     def prior_log_probs(self) -> Tensor:
@@ -108,15 +128,15 @@ class CGBPEF(LatentPrior):
         cross = q.flatten(1) @ self.prior_log_probs().flatten(1).T
         return neg_entropy.unsqueeze(1) - cross
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: GridPosterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
-        check_shapes(mu, self.latent_dim)
-        logits = logvar
+        check_shapes(posterior.mean, self.latent_dim)
+        logits = posterior.logits
         if labels is not None:
             log_q = F.log_softmax(logits, -1)
             return (log_q.exp() * (log_q - self.prior_log_probs()[labels])).sum((-1, -2))
         if probs is None:
-            weights = (self.seen.float() / self.seen.sum().clamp_min(1)).expand(len(mu), -1)
+            weights = (self.seen.float() / self.seen.sum().clamp_min(1)).expand(len(logits), -1)
         else:
             weights = F.pad(probs, (0, self.n_classes - probs.shape[1]))
         return (weights * self.class_kl(logits)).sum(1)

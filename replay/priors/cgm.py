@@ -1,4 +1,4 @@
-"""Categorical generative-model prior of seed 003 (CGM): prototypes, fixed encoder variance, MMD, descriptor."""
+"""Categorical generative-model prior of Abrol, Sharma & Patra (CGM): prototypes, fixed encoder variance, MMD, descriptor."""
 from __future__ import annotations
 
 import math
@@ -9,27 +9,27 @@ from torch import Tensor, nn
 
 from replay.checks import POSITIVE, NON_NEGATIVE
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior, PosteriorHead, check_shapes
+from replay.priors.base import GaussianPosterior, LatentPrior, Posterior, PosteriorHead, check_shapes
 from replay.priors.divergences import mmd2_per_sample
 
 
 class FixedVarianceHead(PosteriorHead):
-    """Mean-only encoder head; the log-variance is a constant (the bounded information rate of seed 003)."""
+    """Mean-only encoder head; the log-variance is a constant (the bounded information rate of CGM)."""
 
     def __init__(self, in_features: int, latent_dim: int, logvar: float):
         super().__init__()
         self.mean = nn.Linear(in_features, latent_dim)
         self.logvar = logvar
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, h: Tensor) -> GaussianPosterior:
         mu = self.mean(h)
-        return mu, torch.full_like(mu, self.logvar)
+        return GaussianPosterior(mu, torch.full_like(mu, self.logvar))
 
 
 class CGM(LatentPrior):
-    """CGM categorical prior (seed 003, section II, eq. 6-8), supervised variant (CGM2).
+    """CGM categorical prior (Abrol, Sharma & Patra, section II, eq. 6-8), supervised variant (CGM2).
 
-    * Encoder gives the mean r = mu only; z = mu + eps with a fixed variance (``variance``, 0.02 in the seed,
+    * Encoder gives the mean r = mu only; z = mu + eps with a fixed variance (``variance``, 0.02 in the paper,
       or ``info_rate`` bits over N dims: sigma^2 = 1 / 4^(I/N)).
     * K prototypes g_k, one per class slot, learned through the descriptor loss (eq. 8):
       ``||r - g_y||^2 + sum_{k != y, seen} max(0, m - ||r - g_k||^2)``.
@@ -84,8 +84,9 @@ class CGM(LatentPrior):
         hinge = torch.relu(self.margin - sq_dist) * others
         return own + hinge.sum(1)
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: Posterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
+        mu = posterior.mean
         check_shapes(mu, self.latent_dim)
         prototypes = self.current_prototypes()
         labels = self.assign(mu, labels, probs, prototypes)

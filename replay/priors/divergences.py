@@ -12,10 +12,10 @@ LOG_2PI = math.log(2.0 * math.pi)
 def binarized_gaussian_kl(mu: Tensor, logvar: Tensor, mean: Tensor, logvar_p: Tensor, r: float = 0.0) -> Tensor:
     """Per-sample KL(N(mu, e^logvar) || N(mean + r*sign(mu - mean), e^logvar_p)), summed over latent dims.
 
-    Seed 000, eq. 2-5, with the correct variance term (REFERENCE.md section 4):
+    Hu & Rostami, eq. 2-5, with the correct variance term:
     ``0.5 * sum(lv - logvar + (exp(logvar) + (|mu - m| - r)^2) / exp(lv) - 1)``.
-    The seed's eq. 4 prints the log-ratio upside down and its public code drops the division by the prior
-    variance; both are corrected here. With ``r = 0`` this is exactly the Gaussian KL (``|d|^2 == d^2``).
+    The paper's eq. 4 prints the log-ratio upside down and its public code drops the division by the prior
+    variance; both are corrected here (a deliberate deviation, see docs/priors.md). With ``r = 0`` this is exactly the Gaussian KL (``|d|^2 == d^2``).
     At ``mu == m`` the gradient is finite: torch's subgradient of ``|d|`` at 0 is 0.
     """
     distance = (mu - mean).abs() - r if r else mu - mean
@@ -29,12 +29,12 @@ def log_normal_diag(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
 
 
 def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
-    """k(a, b) = exp(-||a - b||^2 / (2N)) for all pairs, N = latent size (seed 003, eq. 7)."""
+    """k(a, b) = exp(-||a - b||^2 / (2N)) for all pairs, N = latent size (Abrol, Sharma & Patra, eq. 7)."""
     return torch.exp(-torch.cdist(a, b).pow(2) / (2.0 * a.shape[-1]))
 
 
 def mmd2_per_sample(a: Tensor, b: Tensor) -> Tensor:
-    """Per-sample terms of the (biased, V-statistic) MMD^2 between samples ``a`` and ``b`` (seed 003, eq. 5).
+    """Per-sample terms of the (biased, V-statistic) MMD^2 between samples ``a`` and ``b`` (Abrol, Sharma & Patra, eq. 5).
 
     Row i holds ``mean_j k(a_i,a_j) + mean_j k(b_i,b_j) - mean_j k(a_i,b_j) - mean_j k(b_i,a_j)``; their mean
     over i is ``mean k(a,a) + mean k(b,b) - 2 mean k(a,b)``, exactly zero when the two sample sets coincide.

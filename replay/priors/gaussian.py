@@ -1,4 +1,4 @@
-"""Unimodal priors: the standard Gaussian and its binarized version (seed 000)."""
+"""Unimodal priors: the standard Gaussian and its binarized version (Hu & Rostami)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,7 +8,7 @@ from torch import Tensor
 
 from replay.checks import NON_NEGATIVE
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl
 
 SAMPLING_MODES = ("reduced_bias", "biased")
@@ -21,7 +21,7 @@ def check_radius(r: float) -> float:
 
 
 def binary_shift(shape: tuple[int, ...], p_plus: Tensor | float, r: float, device: torch.device) -> Tensor:
-    """+r with probability ``p_plus`` and -r otherwise, elementwise (the two sides of seed 000, section 4.4)."""
+    """+r with probability ``p_plus`` and -r otherwise, elementwise (the two sides of Hu & Rostami's binarized sampling)."""
     p = torch.as_tensor(p_plus, device=device).expand(shape)
     return r * (2.0 * torch.bernoulli(p) - 1.0)
 
@@ -36,8 +36,9 @@ class Gaussian(LatentPrior):
     def r(self) -> float:
         return 0.0
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: Posterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
+        mu, logvar = posterior.mean, posterior.logvar
         check_shapes(mu, self.latent_dim)
         zero = mu.new_zeros(())
         return binarized_gaussian_kl(mu, logvar, zero, zero, self.r)
@@ -48,11 +49,11 @@ class Gaussian(LatentPrior):
 
 
 class BinarizedGaussian(Gaussian):
-    """Binarized N(0, I) prior of seed 000 (eq. 2-5) with radius ``r``.
+    """Binarized N(0, I) prior of Hu & Rostami (their eq. 2-5) with radius ``r``.
 
     Regulariser: KL to N(r * sign(mu), I) per dimension (correct variance term, see ``binarized_gaussian_kl``).
-    Sampling: ``reduced_bias`` draws each dimension from 0.5 N(+r, 1) + 0.5 N(-r, 1) (used in all the seed's
-    experiments); ``biased`` weights the two sides by the fraction of training latent means above / below 0,
+    Sampling: ``reduced_bias`` draws each dimension from 0.5 N(+r, 1) + 0.5 N(-r, 1) (used in all of the
+    paper's experiments); ``biased`` weights the two sides by the fraction of training latent means above / below 0,
     refitted by ``end_experience`` on the latents it is given.
     """
 

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from replay.checks import NON_NEGATIVE
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl, log_normal_diag
 from replay.priors.gaussian import binary_shift, check_radius
 
@@ -56,8 +56,9 @@ class GMM(LatentPrior):
             return means.expand(mu.shape[0], -1, -1)
         return means + self.r * torch.sign(mu.unsqueeze(1) - means)
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: Posterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
+        mu, logvar = posterior.mean, posterior.logvar
         check_shapes(mu, self.latent_dim)
         if labels is not None:
             return binarized_gaussian_kl(mu, logvar, self.means[labels], self.logvars[labels], self.r)
@@ -95,9 +96,9 @@ class GMM(LatentPrior):
 
 
 class BinarizedGMM(GMM):
-    """GMM whose per-class KL is binarized around the class's mode with radius r (seed 000, eq. 3).
+    """GMM whose per-class KL is binarized around the class's mode with radius r (Hu & Rostami, eq. 3).
 
-    The seed publishes no code for this; this is the project's reading of eq. 3: the binarized KL of
+    The paper publishes no code for this; this is the project's reading of eq. 3: the binarized KL of
     ``binarized_gaussian_kl`` against the class's mode (m_c, lv_c), and sampling from the class's mode with
     each dimension shifted by +-r with probability 1/2. With soft probabilities the Monte-Carlo mixture uses
     the per-sample shifted modes m_c + r sign(mu - m_c).

@@ -1,4 +1,4 @@
-"""InteL-VAE priors (seed 002): Gaussian KL on an intermediary y, latent z = g(y) with an inductive-bias map."""
+"""InteL-VAE priors (Miao et al. 2022, "On Incorporating Inductive Biases into VAEs"): Gaussian KL on an intermediary y, latent z = g(y) with an inductive-bias map."""
 from __future__ import annotations
 
 import math
@@ -10,26 +10,26 @@ from torch.nn import functional as F
 
 from replay.checks import POSITIVE, NON_NEGATIVE
 from replay.errors import UserInputError
-from replay.priors.base import LatentPrior, check_shapes
+from replay.priors.base import GaussianPosterior, LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl
 
 
-def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(q(y|x) || N(0, I)) per sample, the regulariser on the intermediary space (seed 002, eq. 2)."""
-    zero = mu.new_zeros(())
-    return binarized_gaussian_kl(mu, logvar, zero, zero)
+def gaussian_kl(posterior: GaussianPosterior) -> Tensor:
+    """KL(q(y|x) || N(0, I)) per sample, the regulariser on the intermediary space (Miao et al., eq. 2)."""
+    zero = posterior.mean.new_zeros(())
+    return binarized_gaussian_kl(posterior.mean, posterior.logvar, zero, zero)
 
 
 class InteLClustered(LatentPrior):
-    """Clustered mapping (seed 002, eq. 6 and appendix C.2) with one sector per class slot.
+    """Clustered mapping (Miao et al., eq. 6 and appendix C.2) with one sector per class slot.
 
     g(y) = y + c1 * dis(y)^c2 * r(y) on the plane of y's first two dims, split into K = n_classes equal sectors
     starting at angle 0; r(y) is the unit direction of y's sector centre, dis(y) the distance to the nearest
     sector boundary. g(y) = y on the boundaries, so g is continuous. For finite gradients at the boundaries and
     the origin we use (dis + eps)^c2 - eps^c2 instead of dis^c2 (a deviation of at most eps^c2 = 1e-3 there).
-    c1 = 5, c2 = 0.5 as on the card (the seed's appendix uses c2 = 0.2).
+    c1 = 5 and c2 = 0.5 by default (a deliberate choice: the paper's appendix uses c2 = 0.2).
 
-    Conditional replay (not in the seed; how we tie sectors to classes): sector k belongs to class k. With
+    Conditional replay (not in the paper; how we tie sectors to classes): sector k belongs to class k. With
     labels (or soft probabilities) the regulariser adds ``sector_weight`` times the cross-entropy between the
     class and a von Mises-style sector score of the posterior mean's angle, kappa * cos(angle - centre_k), so a
     class's data settles in its sector. ``sample(n, classes)`` draws y ~ N(0, I) and rotates its first two dims
@@ -70,8 +70,8 @@ class InteLClustered(LatentPrior):
         push = self.c1 * ((distance + self.eps) ** self.c2 - self.eps ** self.c2)
         return torch.cat([plane + push.unsqueeze(1) * direction, y[:, 2:]], 1)
 
-    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return self.mapping(super().reparameterize(mu, logvar))
+    def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
+        return self.mapping(super().reparameterize(posterior))
 
     def embed(self, mu: Tensor) -> Tensor:
         return self.mapping(mu)
@@ -80,10 +80,11 @@ class InteLClustered(LatentPrior):
         angle = torch.atan2(mu[:, 1], mu[:, 0])
         return self.kappa * torch.cos(angle.unsqueeze(1) - self.centres.unsqueeze(0))
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: GaussianPosterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
+        mu = posterior.mean
         check_shapes(mu, self.latent_dim)
-        kl = gaussian_kl(mu, logvar)
+        kl = gaussian_kl(posterior)
         if labels is None and probs is None:
             return kl
         log_p = F.log_softmax(self.sector_logits(mu), 1)
@@ -104,13 +105,13 @@ class InteLClustered(LatentPrior):
 
 
 def normalized_entropy(v: Tensor) -> Tensor:
-    """H(v) = -sum_i (v_i / |v|_1) log(v_i / |v|_1) along the last dim, for positive v (seed 002, eq. 7)."""
+    """H(v) = -sum_i (v_i / |v|_1) log(v_i / |v|_1) along the last dim, for positive v (Miao et al., eq. 7)."""
     p = v / v.sum(-1, keepdim=True)
     return -(p * p.clamp_min(1e-12).log()).sum(-1)
 
 
 def hoyer(z: Tensor) -> Tensor:
-    """Hoyer sparsity (Hurley & Rickard 2009; seed 002, eq. C.3) of each row of z, dims scaled by their std
+    """Hoyer sparsity (Hurley & Rickard 2009; Miao et al., eq. C.3) of each row of z, dims scaled by their std
     over the rows: (sqrt(D) - |z|_1 / |z|_2) / (sqrt(D) - 1); 1 = one active dim, 0 = all equal."""
     scaled = z / z.std(0, keepdim=True).clamp_min(1e-12)
     d = z.shape[1]
@@ -119,7 +120,7 @@ def hoyer(z: Tensor) -> Tensor:
 
 
 class InteLSparse(LatentPrior):
-    """Sparse mapping (seed 002, section 6.3): z = y * DS(y), DS a learned dimension selector with outputs in
+    """Sparse mapping (Miao et al., section 6.3): z = y * DS(y), DS a learned dimension selector with outputs in
     [0, 1] (a linear layer and a sigmoid). Regulariser per sample: the Gaussian KL on y plus ``gamma`` times the
     sparsity loss of eq. 7, L_sp = mean_i H(DS(y_i)) - H(mean_i DS(y_i)), which is *minimised*: low entropy of
     each selection (few active dims) and high entropy of the batch's mean selection (different dims for
@@ -142,8 +143,8 @@ class InteLSparse(LatentPrior):
     def mapping(self, y: Tensor) -> Tensor:
         return y * self.select(y)
 
-    def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return self.mapping(super().reparameterize(mu, logvar))
+    def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
+        return self.mapping(super().reparameterize(posterior))
 
     def embed(self, mu: Tensor) -> Tensor:
         return self.mapping(mu)
@@ -152,11 +153,11 @@ class InteLSparse(LatentPrior):
         """Per-sample terms of eq. 7 for a batch of selections DS(y_i); their mean is L_sp."""
         return normalized_entropy(selections) - normalized_entropy(selections.mean(0))
 
-    def regularizer(self, mu: Tensor, logvar: Tensor, z: Tensor, labels: Optional[Tensor] = None,
+    def regularizer(self, posterior: GaussianPosterior, z: Tensor, labels: Optional[Tensor] = None,
                     probs: Optional[Tensor] = None) -> Tensor:
-        check_shapes(mu, self.latent_dim)
-        y = super().reparameterize(mu, logvar)
-        return gaussian_kl(mu, logvar) + self.gamma * self.sparsity_loss(self.select(y))
+        check_shapes(posterior.mean, self.latent_dim)
+        y = super().reparameterize(posterior)
+        return gaussian_kl(posterior) + self.gamma * self.sparsity_loss(self.select(y))
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         return self.mapping(torch.randn(n, self.latent_dim, device=self.selector.weight.device))
