@@ -37,7 +37,7 @@ from avalanche.training.plugins import SupervisedPlugin  # noqa: E402
 
 from replay.bench.config import resolve  # noqa: E402
 from replay.bench.pretrain import pretrain_conv  # noqa: E402
-from replay.bench.runner import build_experiment  # noqa: E402
+from replay.bench.experiment import build_experiment  # noqa: E402
 from scenarios.data import write_cifar  # noqa: E402
 
 PROTOCOL_ITERATIONS = 5000

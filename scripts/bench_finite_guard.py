@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from replay.bench.config import resolve  # noqa: E402
-from replay.bench.runner import build_experiment  # noqa: E402
+from replay.bench.experiment import build_experiment  # noqa: E402
 
 PRIORS = {"bir": "gmm", "gr": "gaussian"}
 

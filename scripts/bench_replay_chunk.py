@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from replay.bench.config import resolve
-from replay.bench.runner import build_experiment
+from replay.bench.experiment import build_experiment
 from replay.methods.lifecycle import ReplayPool
 from scenarios.data import fetch_mnist
 

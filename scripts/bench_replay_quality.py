@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replay.bench.runner import load_run, quality  # noqa: E402
+from replay.bench.experiment import quality  # noqa: E402
+from replay.bench.runner import load_run  # noqa: E402
 
 
 def main() -> None:

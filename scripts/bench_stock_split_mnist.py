@@ -78,7 +78,7 @@ def main() -> None:
                     tmp = args.out.with_suffix(".tmp")
                     tmp.write_text(json.dumps(results, indent=1))
                     tmp.replace(args.out)
-    print(f"\n| method | seeds | accuracy (mean ± std) | wall time per run |\n|---|---|---|---|")
+    print("\n| method | seeds | accuracy (mean ± std) | wall time per run |\n|---|---|---|---|")
     for name, row in results.items():
         if row["accuracy"]:
             std = statistics.stdev(row["accuracy"]) if len(row["accuracy"]) > 1 else 0.0

@@ -6,7 +6,7 @@ import pytest
 from replay.bench.config import ConfigError, resolve
 
 
-def test_defaults_follow_the_card_per_stream():
+def test_defaults_follow_each_streams_protocol():
     split = resolve({"stream": {"name": "split_mnist"}, "method": {"name": "gr"}, "prior": {"name": "binarized_gaussian"}})
     assert split["iterations_per_experience"] == 2000 and split["batch_size"] == 128
     assert split["optimizer"]["lr"] == 0.001 and split["model"]["hidden"] == [400, 400]

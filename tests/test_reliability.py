@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,13 @@ from avalanche.training import Naive
 
 from replay import BrainInspiredReplayPlugin, GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.bench.cli import main
-from replay.bench.config import BASE_DEFAULTS, METHOD_OPTIONS, RANGES, resolve
+from replay.bench.config import METHOD_SCHEMAS, SCHEMA, prior_schema, resolve
 from replay.bench.rundir import RunFolder, read_checkpoint
 from replay.errors import NonFiniteError, UserInputError
 from replay.generators import mlp_vae
 from replay.models import BIRModel, MLPClassifier
 from replay.plugins.finite import FiniteGuard
+from replay.methods import GenerativeReplayMethod
 from replay.priors import PRIORS, build, prior_parameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,13 +89,13 @@ def test_a_diverging_run_stops_with_one_line(mnist_root, tmp_path):
 
 def test_the_stop_keeps_the_last_good_checkpoint(mnist_root, tmp_path, capsys, monkeypatch):
     """A NaN in the third experience's generator loss: the message names it; the checkpoint of the second loads."""
-    original = GenerativeReplayPlugin.generator_loss
+    original = GenerativeReplayMethod.generator_loss
 
     def nan_in_third_experience(self, x, labels, weights):
         loss = original(self, x, labels, weights)
-        return loss * float("nan") if self.experiences_done == 2 else loss
+        return loss * float("nan") if self.lifecycle.experiences_done == 2 else loss
 
-    monkeypatch.setattr(GenerativeReplayPlugin, "generator_loss", nan_in_third_experience)
+    monkeypatch.setattr(GenerativeReplayMethod, "generator_loss", nan_in_third_experience)
     assert run_cli(mnist_root, tmp_path, "--set", "check_finite_every=2", config="gr_gaussian.yaml") == 2
     line = one_line_error(capsys)
     assert "loss term 'generator' is nan at experience 2, iteration 0" in line
@@ -219,15 +219,20 @@ def test_out_of_range_values_are_refused_before_any_work(tmp_path, capsys, overr
 
 
 def test_every_numeric_config_key_has_a_range():
-    for method, options in METHOD_OPTIONS.items():
-        config = resolve({"method": {"name": method}, "prior": {"name": "cgm"}})
-        numeric = [(section, key) for section, values in config.items() if isinstance(values, dict)
-                   for key, value in values.items() if type(value) in (int, float)]
-        numeric += [(key,) for key, value in config.items() if type(value) in (int, float)]
-        for path in numeric:
-            assert path in RANGES or path[0] == "prior", path
-    for name in PRIORS:
-        numeric = [k for k, v in prior_parameters(name).items() if type(v) in (int, float) or k == "info_rate"]
+    def numeric_keys(schema, path=()):
+        for key, value in schema.items():
+            if isinstance(value, dict):
+                yield from numeric_keys(value, path + (key,))
+            elif value.kind in (int, float) or (value.kind is list and value.choices == ()):
+                yield path + (key,), value
+
+    schemas = [SCHEMA, *({"method": keys} for keys in METHOD_SCHEMAS.values())]
+    schemas += [{"prior": prior_schema(name)} for name in PRIORS]
+    for schema in schemas:
+        for path, key in numeric_keys(schema):
+            assert key.range is not None, path
+    for name in PRIORS:  # the prior's own declaration, which replay.priors.build checks
+        numeric = [k for k, v in prior_schema(name).items() if v.kind in (int, float)]
         assert set(numeric) <= set(PRIORS[name].ranges), name
 
 
@@ -257,7 +262,7 @@ def test_an_internal_error_keeps_its_traceback(mnist_root, tmp_path, monkeypatch
     def broken(self, *args, **kwargs):
         raise ValueError("a bug deep inside training")
 
-    monkeypatch.setattr(GenerativeReplayPlugin, "replay_batch", broken)
+    monkeypatch.setattr(GenerativeReplayMethod, "draw", broken)
     with pytest.raises(ValueError, match="a bug deep inside training"):
         run_cli(mnist_root, tmp_path, config="gr_gaussian.yaml")
 

@@ -96,7 +96,7 @@ def test_plugins_draw_once_per_chunk_and_never_reuse_replay_of_an_older_frozen_m
 
 def test_replay_chunk_reaches_the_plugins_from_a_run_config(tmp_path, mnist_root):
     from replay.bench.config import ConfigError, resolve
-    from replay.bench.runner import build_experiment
+    from replay.bench.experiment import build_experiment
 
     for method in ("gr", "bir"):
         config = resolve({"method": {"name": method, "replay_chunk": 8}, "stream": {"root": str(mnist_root)},

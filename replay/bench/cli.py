@@ -94,7 +94,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from replay.bench.results import write_json
-    from replay.bench.runner import load_run, quality
+    from replay.bench.experiment import quality
+    from replay.bench.runner import load_run
 
     experiment, state = load_run(args.run, args.root)
     if experiment.replay_plugin is None:

@@ -1,13 +1,16 @@
 """Run configurations: defaults, YAML loading, ``--set`` overrides and strict validation.
 
-A config is a nested dict. Every key has a default here (per-stream protocol defaults in ``STREAM_DEFAULTS``),
-so a config file holds only what differs. Validation runs before any work and raises ``ConfigError`` with one
-line naming the key and what is allowed.
+A config is a nested dict. Every key is declared once, with its default, type and allowed values (``SCHEMA``,
+``METHOD_SCHEMAS``, and each prior's constructor for ``prior.<key>``); a stream's protocol overrides some defaults
+(``replay.bench.protocols``), so a config file holds only what differs. Validation runs before any work and raises
+``ConfigError`` with one line naming the key and what is allowed.
 """
 from __future__ import annotations
 
 import copy
 import re
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,114 +18,112 @@ import yaml
 
 from replay.checks import COUNT, POSITIVE, Range
 from replay.errors import UserInputError
-from replay.priors import PRIORS, check_parameters, prior_parameters
+from replay.bench.protocols import PROTOCOLS
+from replay.priors import PRIORS, prior_parameters
 from scenarios.streams import STREAMS, check_stream
 
 METHODS = ("naive", "joint", "gr", "bir")
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+LOGGERS = ("text", "csv", "tensorboard", "wandb", "interactive")
 
 
 class ConfigError(UserInputError):
     """A configuration problem, stated in one line."""
 
 
-# Method options: key -> default. ``None`` defaults accept an int (or stay None).
-METHOD_OPTIONS: dict[str, dict[str, Any]] = {
+@dataclass(frozen=True)
+class Key:
+    """One config key: its default, its type and the values it allows.
+
+    Args:
+        default: the value when the config does not set it (``None``: "not set"; see ``nullable``).
+        kind: the type of its values (``int``, ``float``, ``bool``, ``str`` or ``list``); a ``float`` key takes ints.
+        choices: the allowed values of a ``str`` key (empty: any).
+        range: the allowed numbers of a numeric key, or of each element of a ``list`` key.
+        nullable: ``null`` is allowed (the key then means "the stream's protocol" or "not given").
+        length: the required length of a ``list`` key (None: any non-empty length).
+    """
+
+    default: Any
+    kind: type
+    choices: tuple = ()
+    range: Optional[Range] = None
+    nullable: bool = False
+    length: Optional[int] = None
+
+
+# The keys of every run, with their base defaults (a stream's protocol overrides some: replay.bench.protocols).
+SCHEMA: dict[str, Any] = {
+    "stream": {"name": Key("split_mnist", str, STREAMS), "n_experiences": Key(5, int, range=COUNT),
+               "scenario": Key("class", str, ("class", "domain")), "root": Key(None, str, nullable=True)},
+    "model": {"hidden": Key([400, 400], list, range=COUNT), "latent_dim": Key(100, int, range=COUNT),
+              "conv_weights": Key(None, str, nullable=True),
+              "feature_cache": Key(True, bool)},  # frozen conv features computed once per experience (FeatureCache)
+    "optimizer": {"lr": Key(0.001, float, range=POSITIVE),
+                  "betas": Key([0.9, 0.999], list, range=Range(0, 1, high_open=True), length=2)},
+    "iterations_per_experience": Key(2000, int, range=COUNT),
+    # batch statistics (the Bernoulli head's batch-norm, CGM's MMD) need two samples
+    "batch_size": Key(128, int, range=Range(2, integer=True)),
+    "eval_batch_size": Key(1000, int, range=COUNT),
+    "seed": Key(0, int, range=Range(0, 2**32 - 1, integer=True)),
+    "device": Key("cpu", str, ("cpu", "cuda")),
+    "precision": Key("fp32", str, ("fp32", "bf16")),  # bf16: training iterations under bfloat16 autocast
+    "progress": Key(True, bool),
+    # stop at a non-finite loss or parameter, read every this many iterations (0: off)
+    "check_finite_every": Key(50, int, range=Range(0, integer=True)),
+    "replay_quality": Key(True, bool),  # GR and BI-R: judge the replay after each experience (ReplayQualityMetric)
+    "replay_quality_samples": Key(100, int, range=Range(6, 10_000, integer=True)),  # samples per class seen so far
+    "loggers": Key(["text"], list, LOGGERS),  # Avalanche loggers: text (log.txt), csv, tensorboard, wandb, interactive
+}
+
+# Each method's own keys (``method.<key>``); ``null`` defaults mean the stream's protocol or "as the solver".
+METHOD_SCHEMAS: dict[str, dict[str, Key]] = {
     "naive": {},
     "joint": {},
     "gr": {
-        "replay_size": None,            # replayed samples per iteration (None: the training batch size)
-        "replay_chunk": 1,              # draw the replay of this many iterations at once (same distribution)
-        "targets": "hard",              # hard | soft (distillation)
-        "temperature": 2.0,
-        "generator_schedule": "alongside",  # alongside | after
-        "generator_iterations": None,   # for 'after' (None: iterations_per_experience)
-        "generator_hidden": None,       # None: the solver's hidden sizes
+        "replay_size": Key(None, int, range=COUNT, nullable=True),  # replayed samples per iteration (null: the batch)
+        "replay_chunk": Key(1, int, range=COUNT),  # draw the replay of this many iterations at once
+        "targets": Key("hard", str, ("hard", "soft")),  # soft: distillation
+        "temperature": Key(2.0, float, range=POSITIVE),
+        "generator_schedule": Key("alongside", str, ("alongside", "after")),
+        "generator_iterations": Key(None, int, range=COUNT, nullable=True),  # for 'after' (null: the solver's)
+        "generator_hidden": Key(None, list, range=COUNT, nullable=True),  # null: the solver's hidden sizes
     },
     "bir": {
-        "replay_size": None,
-        "replay_chunk": 1,
-        "distill": True,                # soft targets (T^2-scaled) for replayed samples; False: hard labels
-        "temperature": 2.0,
-        "conditional": True,            # replay a chosen class from its prior mode; False: unconditional z
-        "gating": True,                 # context gates in the decoder
-        "gate_prop": None,              # None: 0.8 (MNIST) / 0.7 (CIFAR)
-        "gate_contexts": None,          # class | task (None: task for permuted MNIST, class otherwise)
-        "internal_replay": None,        # replay conv features (None: on for split CIFAR-100)
-    },
-}
-
-CHOICES = {
-    ("method", "targets"): ("hard", "soft"),
-    ("method", "generator_schedule"): ("alongside", "after"),
-    ("method", "gate_contexts"): ("class", "task"),
-    ("stream", "name"): STREAMS,
-    ("stream", "scenario"): ("class", "domain"),
-    ("method", "name"): METHODS,
-    ("prior", "name"): tuple(PRIORS),
-    ("device",): DEVICES,
-    ("precision",): PRECISIONS,
-}
-
-BASE_DEFAULTS: dict[str, Any] = {
-    "stream": {"name": "split_mnist", "n_experiences": 5, "scenario": "class", "root": None},
-    "method": {"name": "bir"},
-    "prior": {"name": "gmm"},
-    "model": {"hidden": [400, 400], "latent_dim": 100, "conv_weights": None,
-              "feature_cache": True},  # frozen conv features computed once per experience (FeatureCache)
-    "optimizer": {"lr": 0.001, "betas": [0.9, 0.999]},
-    "iterations_per_experience": 2000,
-    "batch_size": 128,
-    "eval_batch_size": 1000,
-    "seed": 0,
-    "device": "cpu",
-    "precision": "fp32",            # fp32 | bf16 (training iterations under bfloat16 autocast)
-    "progress": True,
-    "check_finite_every": 50,       # stop at a non-finite loss or parameter, read every this many iterations (0: off)
-    "replay_quality": True,         # GR and BI-R: judge the replay after each experience (ReplayQualityMetric)
-    "replay_quality_samples": 100,  # replay samples per class seen so far, for the replay quality
-    "loggers": ["text"],            # Avalanche loggers: text (log.txt), csv, tensorboard, wandb (offline), interactive
-}
-
-# The card's protocol per stream (REFERENCE.md section 1); applied before the user's keys.
-STREAM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "split_mnist": {},
-    "permuted_mnist": {
-        "stream": {"n_experiences": 10}, "model": {"hidden": [2000, 2000]},
-        "optimizer": {"lr": 0.0001}, "batch_size": 256,
-    },
-    "split_cifar100": {
-        "stream": {"n_experiences": 10}, "model": {"hidden": [2000, 2000], "conv_weights": "data/conv_cifar10.pt"},
-        "optimizer": {"lr": 0.0001}, "batch_size": 256, "iterations_per_experience": 5000,
+        "replay_size": Key(None, int, range=COUNT, nullable=True),
+        "replay_chunk": Key(1, int, range=COUNT),
+        "distill": Key(True, bool),  # soft targets (T^2-scaled) for replayed samples; false: hard labels
+        "temperature": Key(2.0, float, range=POSITIVE),
+        "conditional": Key(True, bool),  # replay a chosen class from its prior mode; false: unconditional z
+        "gating": Key(True, bool),  # context gates in the decoder
+        "gate_prop": Key(None, float, range=Range(0, 1, high_open=True), nullable=True),  # null: the protocol's
+        "gate_contexts": Key(None, str, ("class", "task"), nullable=True),  # null: the protocol's
+        "internal_replay": Key(None, bool, nullable=True),  # replay conv features (null: whenever there are some)
     },
 }
 
 
-# Allowed values of the numeric keys (prior parameters: the prior's own ``ranges``). Lists: (range of each
-# element, required length or None for any non-empty length).
-RANGES: dict[tuple[str, ...], Range] = {
-    ("stream", "n_experiences"): COUNT,
-    ("model", "latent_dim"): COUNT,
-    ("optimizer", "lr"): POSITIVE,
-    ("iterations_per_experience",): COUNT,
-    ("batch_size",): Range(2, integer=True),  # batch statistics (the Bernoulli head's batch-norm, CGM's MMD) need 2
-    ("eval_batch_size",): COUNT,
-    ("seed",): Range(0, 2**32 - 1, integer=True),
-    ("method", "replay_size"): COUNT,
-    ("method", "replay_chunk"): COUNT,
-    ("method", "temperature"): POSITIVE,
-    ("method", "generator_iterations"): COUNT,
-    ("method", "gate_prop"): Range(0, 1, high_open=True),
-    ("check_finite_every",): Range(0, integer=True),
-    ("replay_quality_samples",): Range(6, 10_000, integer=True),
-}
-LOGGERS = ("text", "csv", "tensorboard", "wandb", "interactive")
-LIST_RANGES: dict[tuple[str, ...], tuple[Range, Optional[int]]] = {
-    ("model", "hidden"): (COUNT, None),
-    ("method", "generator_hidden"): (COUNT, None),
-    ("optimizer", "betas"): (Range(0, 1, high_open=True), 2),
-}
+def prior_schema(name: str) -> dict[str, Key]:
+    """The keys of ``prior.<key>`` for a registered prior: defaults from its constructor, types from its annotations,
+    ranges from its ``ranges``; string parameters take the values its ``choices`` name (any when it names none)."""
+    cls = PRIORS[name]
+    hints = typing.get_type_hints(cls.__init__)
+    keys = {}
+    for key, default in prior_parameters(name).items():
+        hint = hints[key]
+        optional = type(None) in typing.get_args(hint)
+        kind = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
+        keys[key] = Key(default, kind, cls.choices.get(key, ()), cls.ranges.get(key), optional)
+    return keys
+
+
+def defaults_of(schema: Any) -> Any:
+    """The default values of a schema (nested dicts of ``Key``)."""
+    if isinstance(schema, Key):
+        return copy.deepcopy(schema.default)
+    return {key: defaults_of(value) for key, value in schema.items()}
+
+
+BASE_DEFAULTS: dict[str, Any] = {**defaults_of(SCHEMA), "method": {"name": "bir"}, "prior": {"name": "gmm"}}
 
 
 class _Loader(yaml.SafeLoader):
@@ -190,25 +191,28 @@ def load_yaml(path: Path | str) -> dict:
 
 
 def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
-    """Defaults <- stream protocol <- method / prior defaults <- user config <- overrides; then validate."""
+    """Defaults <- stream protocol <- method / prior defaults <- user config <- overrides; then validate.
+
+    Args:
+        user: the config as written (nested dict; ``{}`` for all defaults).
+        overrides: ``--set`` strings, ``"dotted.key=YAML value"``.
+    """
     user = apply_overrides(user, overrides or [])
     stream_name = _chosen_name(user, "stream", STREAMS)
     method_name = _chosen_name(user, "method", METHODS)
     prior_name = _chosen_name(user, "prior", tuple(PRIORS))
     if method_name in ("naive", "joint") and user.get("prior", {}) is None:
         user = {k: v for k, v in user.items() if k != "prior"}  # a resolved config, resolved again
-    defaults = deep_update(BASE_DEFAULTS, STREAM_DEFAULTS[stream_name])
-    defaults["method"] = {"name": method_name, **METHOD_OPTIONS[method_name]}
-    defaults["prior"] = {"name": prior_name, **prior_parameters(prior_name)}
+    schema = {"stream": SCHEMA["stream"],
+              "method": {"name": Key(method_name, str, METHODS), **METHOD_SCHEMAS[method_name]},
+              "prior": {"name": Key(prior_name, str, tuple(PRIORS)), **prior_schema(prior_name)}, **SCHEMA}
+    defaults = deep_update(defaults_of(schema), PROTOCOLS[stream_name].defaults)
     _check_keys(user, defaults, [])
     config = deep_update(defaults, user)
-    _check_types(config, defaults, [])
-    _check_ranges(config)
+    _check_values(config, schema, [])
     check_stream(stream_name, config["stream"]["n_experiences"], config["stream"]["scenario"])
-    unknown = [name for name in config["loggers"] if name not in LOGGERS]
-    if unknown or len(set(config["loggers"])) != len(config["loggers"]):
-        raise ConfigError(f"loggers: {unknown[0] if unknown else 'a repeated logger'!r} is not allowed; allowed: "
-                          f"{', '.join(LOGGERS)}, each at most once")
+    if len(set(config["loggers"])) != len(config["loggers"]):
+        raise ConfigError(f"loggers: a logger is repeated; allowed: {', '.join(LOGGERS)}, each at most once")
     if method_name in ("naive", "joint"):
         config["prior"] = None
     return config
@@ -225,25 +229,6 @@ def _chosen_name(user: dict, section: str, allowed: tuple[str, ...]) -> str:
     return name
 
 
-def _check_ranges(config: dict) -> None:
-    """Every numeric key within its range (``RANGES``, ``LIST_RANGES``, the prior's ``ranges``), one line each."""
-    for path, allowed in RANGES.items():
-        section, key = (config, path[0]) if len(path) == 1 else (config[path[0]], path[1])
-        if section.get(key) is not None:
-            allowed.check(".".join(path), section[key])
-    for (section, key), (allowed, length) in LIST_RANGES.items():
-        values = config[section].get(key)
-        if values is None:
-            continue
-        if (length is None and not values) or (length is not None and len(values) != length):
-            count = f"{length} values" if length else "at least one value"
-            raise ConfigError(f"{section}.{key}: expected {count}, got {values!r}")
-        for index, value in enumerate(values):
-            allowed.check(f"{section}.{key}[{index}]", value)
-    if config["prior"] is not None:
-        check_parameters(config["prior"]["name"], {k: v for k, v in config["prior"].items() if k != "name"})
-
-
 def _check_keys(user: Any, defaults: Any, path: list[str]) -> None:
     if not isinstance(user, dict):
         return
@@ -256,46 +241,43 @@ def _check_keys(user: Any, defaults: Any, path: list[str]) -> None:
         _check_keys(value, defaults[key], path + [key])
 
 
-# Declared types of keys whose default is None (None stays allowed).
-NULLABLE_TYPES = {
-    ("method", "replay_size"): 0, ("method", "generator_iterations"): 0, ("method", "generator_hidden"): [],
-    ("method", "gate_prop"): 0.0, ("method", "gate_contexts"): "", ("method", "internal_replay"): False,
-    ("model", "conv_weights"): "", ("stream", "root"): "", ("prior", "info_rate"): 0.0,
-}
-
-
-def _type_ok(value: Any, default: Any) -> bool:
-    if default is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
+    if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, list):
-        return isinstance(value, list)
-    return isinstance(value, type(default))
+    return isinstance(value, kind)
 
 
-def _check_types(config: Any, defaults: Any, path: list[str]) -> None:
-    if isinstance(defaults, dict):
+def _check_values(config: Any, schema: Any, path: list[str]) -> None:
+    """Every value of ``config`` against its ``Key``: type, null, choices, range (of each element for lists)."""
+    name = ".".join(path)
+    if isinstance(schema, dict):
         if not isinstance(config, dict):
-            raise ConfigError(f"{'.'.join(path)}: expected a section, got {config!r}")
-        for key, default in defaults.items():
-            _check_types(config[key], default, path + [key])
+            raise ConfigError(f"{name}: expected a section, got {config!r}")
+        for key, sub in schema.items():
+            _check_values(config[key], sub, path + [key])
         return
-    key = tuple(path[-2:]) if len(path) > 1 else tuple(path)
-    if key in CHOICES and config is not None and config not in CHOICES[key]:
-        raise ConfigError(f"{'.'.join(path)}: {config!r} is not allowed; allowed: {', '.join(map(str, CHOICES[key]))}")
-    if config is None and defaults is not None:
-        raise ConfigError(f"{'.'.join(path)}: a value is needed (default {defaults!r}); null is not allowed")
-    if defaults is None:
-        defaults = NULLABLE_TYPES.get(key)
-    if config is not None and not _type_ok(config, defaults):
-        raise ConfigError(
-            f"{'.'.join(path)}: expected {type(defaults).__name__}, got {type(config).__name__} ({config!r})"
-        )
+    key: Key = schema
+    if config is None:
+        if key.nullable:
+            return
+        raise ConfigError(f"{name}: a value is needed (default {key.default!r}); null is not allowed")
+    if key.kind is not list and key.choices and config not in key.choices:
+        raise ConfigError(f"{name}: {config!r} is not allowed; allowed: {', '.join(map(str, key.choices))}")
+    if not _type_ok(config, key.kind):
+        raise ConfigError(f"{name}: expected {key.kind.__name__}, got {type(config).__name__} ({config!r})")
+    if key.kind is list:
+        if (key.length is None and not config) or (key.length is not None and len(config) != key.length):
+            count = f"{key.length} values" if key.length else "at least one value"
+            raise ConfigError(f"{name}: expected {count}, got {config!r}")
+        for index, value in enumerate(config):
+            if key.choices and value not in key.choices:
+                raise ConfigError(f"{name}: {value!r} is not allowed; allowed: {', '.join(map(str, key.choices))}")
+            if key.range is not None:
+                key.range.check(f"{name}[{index}]", value)
+    elif key.range is not None:
+        key.range.check(name, config)
 
 
 def default_run_name(config: dict) -> str:

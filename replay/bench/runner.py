@@ -1,65 +1,26 @@
-"""The benchmark runner: build stream, model and strategy from a config; train with an iteration budget;
-evaluate every experience after each one; checkpoint atomically; resume; write ``result.json``."""
+"""The benchmark runner: train a built experiment (``replay.bench.experiment``) with an iteration budget; evaluate
+every experience after each one; checkpoint atomically; resume; write ``result.json``."""
 from __future__ import annotations
 
 import copy
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
-from avalanche.evaluation.metrics import accuracy_metrics
-from avalanche.logging import CSVLogger, InteractiveLogger, TensorboardLogger, TextLogger, WandBLogger
-from avalanche.training import Cumulative
-from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
-from avalanche.training.templates import SupervisedTemplate
+from avalanche.training.plugins import SupervisedPlugin
 
-from replay import cl_metrics, priors
-from replay.bench.config import ConfigError, default_run_name, resolve
+from replay import cl_metrics
+from replay.bench.config import ConfigError, resolve
+from replay.bench.experiment import Experiment, build_experiment
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
-from replay.bench.rundir import ACCURACY_CSV, LOG, RESULT, RunFolder
-from replay.compat import patch_wandb_for_avalanche
+from replay.bench.rundir import ACCURACY_CSV, RESULT, RunFolder
 from replay.errors import NonFiniteError, UserInputError
-from replay.generators.vae import conv_vae, mlp_vae
-from replay.metrics import ReplayLossMetric, ReplayQualityMetric, ReplayShareMetric
-from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
-from replay.plugins import FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, SeenUnitsMask
-from replay.optim import adam
-from replay.plugins.protocol import materialize
-from replay.quality import judge_for
+from replay.plugins import SeenUnitsMask
 from replay.random_state import preserved_rng, rng_state, set_rng_state
-from replay.strategies import BrainInspiredReplay, GenerativeReplay
-from scenarios.data import default_root
-from scenarios.streams import build_stream
-
-
-class ProgressBar(SupervisedPlugin):
-    """A tqdm bar per experience over its training iterations."""
-
-    def __init__(self, total: int, enabled: bool = True):
-        super().__init__()
-        self.total, self.enabled, self.bar = total, enabled, None
-
-    def before_training_exp(self, strategy, **kwargs):
-        if self.enabled:
-            self.bar = tqdm(total=self.total, desc=f"experience {strategy.experience.current_experience}",
-                            unit="it", leave=False, dynamic_ncols=True)
-
-    def after_training_iteration(self, strategy, **kwargs):
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def after_training_exp(self, strategy, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 class RestoreOptimizerState(SupervisedPlugin):
@@ -76,21 +37,6 @@ class RestoreOptimizerState(SupervisedPlugin):
 
 
 @dataclass
-class Experiment:
-    config: dict
-    benchmark: Any
-    strategy: SupervisedTemplate
-    plugins: list = field(default_factory=list)
-    loss_metric: Optional[ReplayLossMetric] = None
-    share_metric: Optional[ReplayShareMetric] = None
-    quality_metric: Optional[ReplayQualityMetric] = None
-
-    @property
-    def replay_plugin(self) -> Optional[SupervisedPlugin]:
-        return getattr(self.strategy, "replay_plugin", None)
-
-
-@dataclass
 class RunRecord:
     """What a run has measured, one entry per finished experience; saved in every checkpoint."""
     accuracy_matrix: list[list[float]] = field(default_factory=list)
@@ -100,151 +46,6 @@ class RunRecord:
     replay_shares: list[Optional[list[float]]] = field(default_factory=list)
     initial_accuracy: Optional[list[float]] = None  # the untrained model's accuracy per experience (for FWT)
     replay_quality: list[Optional[dict]] = field(default_factory=list)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
-
-
-def check_files(config: dict) -> None:
-    """Problems that can be seen before any work: missing conv weights for the CIFAR stream."""
-    weights = config["model"]["conv_weights"]
-    if config["stream"]["name"] == "split_cifar100" and weights and not Path(weights).exists():
-        raise ConfigError(
-            f"model.conv_weights: {weights} not found; create it with 'replay-bench pretrain-conv --out {weights}'"
-        )
-
-
-def gate_contexts(config: dict, benchmark: CLScenario) -> list[int]:
-    mode = config["method"]["gate_contexts"] or ("task" if config["stream"]["name"] == "permuted_mnist" else "class")
-    per_context = benchmark.classes_per_experience if mode == "task" else 1
-    return [c // per_context for c in range(benchmark.n_classes)]
-
-
-def internal_replay(config: dict, extractor: Optional[ConvFeatureExtractor]) -> bool:
-    """Whether BI-R replays conv features (the config's choice; by default whenever there are conv layers)."""
-    chosen = config["method"].get("internal_replay")
-    return chosen if chosen is not None else extractor is not None
-
-
-def build_experiment(config: dict, out_dir: Path) -> Experiment:
-    check_files(config)
-    device = resolve_device(config["device"])
-    seed_everything(config["seed"])
-    stream = config["stream"]
-    benchmark = build_stream(stream["name"], stream["n_experiences"], config["seed"], stream["root"], stream["scenario"])
-    model_cfg, method = config["model"], config["method"]
-    hidden = list(model_cfg["hidden"])
-    extractor = None
-    if stream["name"] == "split_cifar100" and model_cfg["conv_weights"]:
-        extractor = ConvFeatureExtractor.load_frozen(model_cfg["conv_weights"])
-    prior = None
-    if config["prior"] is not None:
-        params = {k: v for k, v in config["prior"].items() if k != "name"}
-        prior = priors.build(config["prior"]["name"], model_cfg["latent_dim"], benchmark.n_classes, **params)
-
-    optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    replays = method["name"] in ("gr", "bir")
-    loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replays else (None, None)
-    internal = method["name"] == "bir" and internal_replay(config, extractor)  # BI-R replays conv features
-    judged = replays and config["replay_quality"] and not internal  # the judge reads images
-    quality_metric = quality(config, benchmark, out_dir / "replay") if judged else None
-    evaluator = EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True),
-        *[metric for metric in (loss_metric, share_metric, quality_metric) if metric is not None],
-        loggers=loggers(config, out_dir),
-    )
-    takes_features = extractor is not None and (method["name"] != "bir" or internal)
-    batches = FeatureCache(extractor) if takes_features and model_cfg["feature_cache"] else InMemoryBatches()
-    plugins: list = [batches, IterationBudget(config["iterations_per_experience"]),
-                     ProgressBar(config["iterations_per_experience"], config["progress"])]
-    if stream["scenario"] == "class":
-        plugins.insert(0, SeenUnitsMask())
-    if not replays:  # the replay plugins guard their own loss terms
-        plugins.append(FiniteGuardPlugin(config["check_finite_every"]))
-    if config["precision"] == "bf16":
-        plugins.append(MixedPrecision(torch.bfloat16))  # last: it closes autocast after the others' iteration work
-    common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=config["batch_size"], train_epochs=1, eval_mb_size=config["eval_batch_size"],
-                  device=device, evaluator=evaluator, plugins=plugins)
-
-    if method["name"] == "bir":
-        gate_prop = method["gate_prop"] if method["gate_prop"] is not None else (0.7 if extractor is not None else 0.8)
-        model = BIRModel(benchmark.input_shape, benchmark.n_classes, prior, hidden,
-                         gate_prop=gate_prop if method["gating"] else 0.0,
-                         class_to_context=gate_contexts(config, benchmark),
-                         feature_extractor=extractor if internal else None, seed=config["seed"])
-        options = dict(replay_size=method["replay_size"], replay_chunk=method["replay_chunk"],
-                       check_finite_every=config["check_finite_every"], distill=method["distill"],
-                       temperature=method["temperature"], conditional=method["conditional"])
-        strategy = BrainInspiredReplay(model=model, optimizer=adam(model.parameters(), **optimizer_args),
-                                       replay_options=options, **common)
-        return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric, quality_metric)
-
-    model = MLPClassifier(benchmark.input_shape, benchmark.n_classes, hidden, extractor)
-    optimizer = adam(model.parameters(), **optimizer_args)
-    if method["name"] == "naive":
-        strategy = SupervisedTemplate(model=model, optimizer=optimizer, **common)
-    elif method["name"] == "joint":
-        strategy = Cumulative(model=model, optimizer=optimizer, **common)
-    else:
-        generator_hidden = method["generator_hidden"] or hidden
-        if stream["name"] == "split_cifar100":
-            generator = conv_vae(prior, benchmark.input_shape, generator_hidden)
-        else:
-            generator = mlp_vae(benchmark.input_shape, prior, generator_hidden)
-        options = dict(lr=optimizer_args["lr"], betas=optimizer_args["betas"], replay_size=method["replay_size"],
-                       replay_chunk=method["replay_chunk"], check_finite_every=config["check_finite_every"],
-                       targets=method["targets"], temperature=method["temperature"],
-                       generator_schedule=method["generator_schedule"],
-                       generator_iterations=method["generator_iterations"] or config["iterations_per_experience"])
-        strategy = GenerativeReplay(model=model, optimizer=optimizer, generator=generator, replay_options=options,
-                                    **common)
-    return Experiment(config, benchmark, strategy, plugins, loss_metric, share_metric, quality_metric)
-
-
-def loggers(config: dict, out_dir: Path) -> list:
-    """The config's Avalanche loggers, writing into the run's folder (W&B offline, in ``out_dir/wandb``)."""
-    made = []
-    for name in config["loggers"]:
-        if name == "text":
-            made.append(TextLogger(open(out_dir / LOG, "a", buffering=1)))
-        elif name == "csv":
-            made.append(CSVLogger(str(out_dir / "csv")))
-        elif name == "interactive":
-            made.append(InteractiveLogger())
-        elif name == "tensorboard":
-            made.append(TensorboardLogger(tb_log_dir=str(out_dir / "tensorboard")))
-        else:
-            patch_wandb_for_avalanche()
-            made.append(WandBLogger(project_name="replay", run_name=default_run_name(config), dir=str(out_dir),
-                                    config=config, params={"mode": os.environ.get("WANDB_MODE", "offline")}))
-    return made
-
-
-def judge_training_data(benchmark: CLScenario, cap_per_experience: int = 20_000) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stream's training set (at most ``cap_per_experience`` samples of each experience), for the judge."""
-    columns = [materialize(experience.dataset, torch.device("cpu"))[:2] for experience in benchmark.train_stream]
-    return (torch.cat([x[:cap_per_experience] for x, _ in columns]), torch.cat([y[:cap_per_experience] for _, y in columns]))
-
-
-def quality(config: dict, benchmark: CLScenario, image_dir: Path) -> ReplayQualityMetric:
-    """The replay-quality metric of a run: the stream's judge (cached under the data root's ``judges/``) and
-    grids of replay samples written to ``image_dir``."""
-    root = Path(config["stream"]["root"]) if config["stream"]["root"] else default_root()
-    with preserved_rng():  # reading the data and the judge's initialisation must not change the run's stream
-        x, y = judge_training_data(benchmark)
-        judge = judge_for(x, y, benchmark.n_classes, root / "judges")
-    return ReplayQualityMetric(judge, benchmark.test_stream, samples_per_class=config["replay_quality_samples"],
-                               image_dir=image_dir)
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:

@@ -49,7 +49,11 @@ def check_parameters(name: str, params: dict[str, Any]) -> None:
         raise UserInputError(
             f"prior {name!r} has no parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}"
         )
-    check_ranges("prior.", prior_class(name).ranges, params)
+    cls = prior_class(name)
+    check_ranges("prior.", cls.ranges, params)
+    for key, allowed in cls.choices.items():
+        if key in params and params[key] not in allowed:
+            raise UserInputError(f"prior.{key}: {params[key]!r} is not allowed; allowed: {', '.join(allowed)}")
 
 
 def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params: Any) -> LatentPrior:
@@ -65,5 +69,5 @@ def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params:
     return prior_class(name)(latent_dim, n_classes, **params)
 
 
-__all__ = ["LatentPrior", "Bernoulli", "CGBPEF", "InteLClustered", "InteLSparse", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
+__all__ = ["LatentPrior", "Posterior", "GaussianPosterior", "Bernoulli", "CGBPEF", "InteLClustered", "InteLSparse", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
            "prior_parameters", "prior_class", "check_parameters"]

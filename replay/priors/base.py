@@ -109,6 +109,8 @@ class LatentPrior(nn.Module):
     wants_latents: bool = False
     #: allowed values of the numeric constructor parameters, checked by ``replay.priors.build`` and the config
     ranges: dict[str, Range] = {}
+    #: allowed values of the string constructor parameters, checked likewise
+    choices: dict[str, tuple[str, ...]] = {}
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)

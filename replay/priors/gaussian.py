@@ -58,6 +58,7 @@ class BinarizedGaussian(Gaussian):
     """
 
     ranges = {"r": NON_NEGATIVE}
+    choices = {"sampling": SAMPLING_MODES}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.01,
                  sampling: str = "reduced_bias"):

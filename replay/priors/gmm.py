@@ -31,6 +31,7 @@ class GMM(LatentPrior):
     """
 
     conditional = True
+    choices = {"soft": SOFT_ESTIMATORS}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, soft: str = "mc"):
         if not n_classes:
