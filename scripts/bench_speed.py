@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """Wall time of the full split-MNIST protocol (5 x 2000 iterations, batch 128) for our GR and BI-R, against the
-reference code: run in the same command where its checkout is at hand, else its card time scaled to this machine.
+reference code: run in the same command where its checkout is at hand, else its measured time scaled to this machine.
 
 With a checkout of the reference code, ``--reference-command`` (one method only; run in ``--reference-cwd``)
 times its run in every round, output to a scratch file, and each of our runs is timed the same way, as a whole
 ``replay-bench run`` process (start-up, data loading and set-up included); the speed-up is the ratio of the
 two, and our in-process ``total_seconds`` is printed beside. This is the measurement to trust.
-Without it, the reference's times come from the card (REFERENCE.md section 5: BI-R 213 s for the whole run, GR
+Without it, the reference's times are those measured once (``scripts/yardstick.py``: BI-R 213 s for the whole run, GR
 about 40 it/s, i.e. about 250 s), measured on another day beside Avalanche's ``GenerativeReplay`` (264 s).
-Each round then runs that yardstick first (``replay.bench.yardstick``: Avalanche's GR in the card's setting),
-and the card's reference times scaled by it (reference x Avalanche here / Avalanche on the card) estimate
+Each round then runs that yardstick first (Avalanche's GR with 21 epochs per experience),
+and the reference times scaled by it (reference x Avalanche here / Avalanche then) estimate
 what the reference code would take here now; each of our runs prints its speed-up over that estimate, and
-over the card's raw figure. ``--no-yardstick`` skips it (ratios then only against the card's constants).
+over the unscaled figure. ``--no-yardstick`` skips it (ratios then only against the unscaled figures).
 Our machines' speed drifts within a session too, so ``--rounds`` repeats the whole sequence and the last line
 gives the median speed-up of each run over the rounds. ``--replay-chunks`` runs each method and precision with
 each ``method.replay_chunk`` (replay drawn that many iterations at a time; 1, the default, draws every
@@ -40,7 +40,7 @@ import torch
 
 from replay.bench.config import resolve
 from replay.bench.runner import run
-from replay.bench.yardstick import CARD_SECONDS, run_avalanche_gr, scaled_reference, time_command
+from yardstick import MEASURED_SECONDS, run_avalanche_gr, scaled_reference, time_command
 from scenarios.data import fetch_mnist
 
 DEFAULT_HIDDEN, DEFAULT_LATENT = [400, 400], 100
@@ -48,10 +48,10 @@ PRIORS = {"bir": "gmm", "gr": "gaussian"}
 
 
 def reference_seconds(method: str, args: argparse.Namespace) -> Optional[float]:
-    """The card's reference time for the protocol asked for (scaled to its iterations); None for other networks."""
+    """The reference code's measured time for the protocol asked for (scaled to its iterations); None for other networks."""
     if args.hidden != DEFAULT_HIDDEN or args.latent_dim != DEFAULT_LATENT:
         return None
-    return CARD_SECONDS[f"reference_{method}"] * args.iterations / 2000
+    return MEASURED_SECONDS[f"reference_{method}"] * args.iterations / 2000
 
 
 def overrides(method: str, chunk: int, args: argparse.Namespace) -> dict:
@@ -118,9 +118,9 @@ def main() -> int:
             print(f"round {round_}: reference code, measured here: {measured:.1f} s", flush=True)
         if args.yardstick:
             avalanche = run_avalanche_gr(root=args.root)["seconds"]
-            print(f"round {round_}: yardstick, Avalanche GR (card's setting): {avalanche:.1f} s here, "
-                  f"{CARD_SECONDS['avalanche_gr']:.0f} s on the card's machine: this machine runs "
-                  f"x{CARD_SECONDS['avalanche_gr'] / avalanche:.2f} the card's speed", flush=True)
+            print(f"round {round_}: yardstick, Avalanche GR (21 epochs per experience): {avalanche:.1f} s here, "
+                  f"{MEASURED_SECONDS['avalanche_gr']:.0f} s beside the reference code's run: this machine runs "
+                  f"x{MEASURED_SECONDS['avalanche_gr'] / avalanche:.2f} that machine's speed", flush=True)
         for method, precision, chunk in itertools.product(args.methods, args.precisions, args.replay_chunks):
             if measured is None:
                 result = run_ours(method, precision, chunk, args)
@@ -135,7 +135,7 @@ def main() -> int:
             if reference is None:
                 line += "; no reference figure (the networks differ from the reference's)"
             else:
-                line += f"; reference code on the card {reference:.0f} s: x{reference / seconds:.2f}"
+                line += f"; reference code unscaled {reference:.0f} s: x{reference / seconds:.2f}"
                 if avalanche is not None:
                     estimate = scaled_reference(reference, avalanche)
                     line += f", scaled to this machine now (estimate) {estimate:.0f} s: x{estimate / seconds:.2f}"

@@ -5,7 +5,7 @@ Encodes test images of every task with the final encoder (GR: the generator's; B
 prior's mode for each image (N(0, I) for the Gaussian priors; the image's class mode for the GMM priors), reports
 * the posterior: median |mu - m| and median posterior std per latent dimension;
 * the prior's mode std per dimension (1 for the Gaussian priors; the learned modes' for the GMM ones);
-* for each radius: the mean binarized KL (seed 000, eq. 2-5; ``replay.priors.divergences``) against the plain KL
+* for each radius: the mean binarized KL (Hu & Rostami, eq. 2-5; ``replay.priors.divergences``) against the plain KL
   (r = 0) and their relative difference, and the median of r / |mu - m|, the relative change of the KL's pull
   on mu (its gradient is (|mu - m| - r) sign(mu - m) / var instead of (mu - m) / var).
 A radius that moves the KL by a fraction of a percent cannot change what the VAE learns by much.

@@ -13,9 +13,9 @@ EXTRA=("$@")
 grid() { python scripts/run_grid.py "$@" --out runs/permuted_mnist --set "device=${DEVICE:-cpu}" "${EXTRA[@]}"; }
 for seed in 0 1 2; do
   grid configs/permuted_mnist/bir_gmm.yaml --seeds "$seed"
-  grid configs/permuted_mnist/bir_binarized_gmm.yaml --seeds "$seed"                       # r = 0.01 (seed 000)
+  grid configs/permuted_mnist/bir_binarized_gmm.yaml --seeds "$seed"                       # r = 0.01 (Hu & Rostami's value)
   grid configs/permuted_mnist/gr_gaussian.yaml --seeds "$seed"
-  grid configs/permuted_mnist/gr_binarized_gaussian.yaml --seeds "$seed"                   # r = 0.0002 (seed 000)
+  grid configs/permuted_mnist/gr_binarized_gaussian.yaml --seeds "$seed"                   # r = 0.0002 (Hu & Rostami's value)
   grid configs/permuted_mnist/gr_binarized_gaussian.yaml --set prior.r=0.01 --tag r0.01 --seeds "$seed"
 done
 # Control (as on split MNIST): r = 0 is the Gaussian prior's math with the binarized sampler's random stream.

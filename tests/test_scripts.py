@@ -50,18 +50,18 @@ def test_run_grid_without_published_results_launches_every_unfinished_seed(tmp_p
     assert seeds_of(launched) == ["0", "1"]
 
 
-def test_scaled_reference_scales_the_card_time_by_the_yardstick_ratio():
-    from replay.bench.yardstick import CARD_SECONDS, scaled_reference
+def test_scaled_reference_scales_the_measured_time_by_the_yardstick_ratio():
+    from scripts.yardstick import MEASURED_SECONDS, scaled_reference
 
-    # a machine on which Avalanche's GR takes 1.5x the card's time would take 1.5x the reference's time too
-    assert scaled_reference(213.0, 1.5 * CARD_SECONDS["avalanche_gr"]) == pytest.approx(319.5)
-    assert scaled_reference(100.0, 50.0, avalanche_on_card=200.0) == pytest.approx(25.0)
+    # a machine on which Avalanche's GR takes 1.5x its measured time would take 1.5x the reference's time too
+    assert scaled_reference(213.0, 1.5 * MEASURED_SECONDS["avalanche_gr"]) == pytest.approx(319.5)
+    assert scaled_reference(100.0, 50.0, avalanche_then=200.0) == pytest.approx(25.0)
     with pytest.raises(ValueError, match="positive"):
         scaled_reference(213.0, 0.0)
 
 
 def test_time_command_times_a_shell_command_and_fails_loudly():
-    from replay.bench.yardstick import time_command
+    from scripts.yardstick import time_command
 
     assert time_command(f"{sys.executable} -c 'import time; time.sleep(0.2)'") >= 0.2
     with pytest.raises(RuntimeError, match="exit status 3"):
@@ -69,7 +69,7 @@ def test_time_command_times_a_shell_command_and_fails_loudly():
 
 
 def test_time_command_keeps_the_output_off_the_terminal_and_shows_its_tail_on_failure(tmp_path, capfd):
-    from replay.bench.yardstick import time_command
+    from scripts.yardstick import time_command
 
     log = tmp_path / "run.log"
     time_command("echo progress; echo more >&2", log=str(log))

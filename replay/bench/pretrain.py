@@ -1,4 +1,4 @@
-"""``replay-bench pretrain-conv``: pre-train the CIFAR conv layers on CIFAR-10 (card section 1).
+"""``replay-bench pretrain-conv``: pre-train the CIFAR conv layers on CIFAR-10 (docs/protocols.md).
 
 Recipe: conv layers + fc 1024-2000-2000-10, Adam 1e-4, batch 256, random crop 32 (padding 4) and
 horizontal flip, 100 epochs; the conv layers' weights are saved (atomically) for the split CIFAR-100 configs.

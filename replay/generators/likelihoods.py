@@ -2,7 +2,7 @@
 
 Decoders output unconstrained values; the likelihood turns them into the data's mean (``mean``) and
 computes the per-sample negative log-likelihood with a named reduction over units:
-``mean`` (averaged per unit: the GR / BI-R reference convention) or ``sum`` (summed per image: seed 000's
+``mean`` (averaged per unit: the GR / BI-R reference convention) or ``sum`` (summed per image: Hu & Rostami's
 Table 1 "image-summed BCE").
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The frozen convolutional feature extractor of the CIFAR protocol (card section 1) and its loading."""
+"""The frozen convolutional feature extractor of the CIFAR protocol (docs/protocols.md) and its loading."""
 from __future__ import annotations
 
 from pathlib import Path

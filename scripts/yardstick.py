@@ -1,19 +1,17 @@
-"""A yardstick for wall times: Avalanche's own ``GenerativeReplay`` in the card's setting, run in the same command.
+"""A yardstick for wall times: Avalanche's own ``GenerativeReplay`` on split MNIST, run in the same command.
 
-The reference code's times on the card (REFERENCE.md section 5: BI-R 213 s for the whole split-MNIST run, GR
-about 40 iterations/s) were measured once, on one of our machines, beside Avalanche 0.6's ``GenerativeReplay``
-(its default generator, an MLP 784-400-400 solver, batch 128, 21 epochs per experience): 264 s. Our machines'
-speed varies from session to session (the same bf16 BI-R run, same code and result, took 126 s in one session
-and 193 s in another), so a ratio against the card's constant measures the machine as much as the code.
-Running Avalanche's GR here, now, and scaling the card's figures by how much longer or shorter it takes than on
-the card's machine estimates what the reference code would take on this machine today:
+The reference code's times (van de Ven's BI-R code, run unmodified on one of our 2-core machines: BI-R 213 s for
+the whole split-MNIST run, GR about 40 iterations/s) were measured once, beside Avalanche 0.6's
+``GenerativeReplay`` (its default generator, an MLP 784-400-400 solver, batch 128, 21 epochs per experience):
+264 s. Our machines' speed varies from day to day, so a ratio against those constants measures the machine as
+much as the code. Running Avalanche's GR here, now, and scaling the reference figures by how much longer or
+shorter it takes than it did beside them estimates what the reference code would take on this machine today:
 
-    reference_here = reference_on_card * avalanche_here / avalanche_on_card
+    reference_here = reference_then * avalanche_here / avalanche_then
 
 This assumes both workloads (fp32 PyTorch training loops of the same size) slow down alike; it is an
 estimate, and it says so wherever it is printed. Where a checkout of the reference code is at hand,
 ``time_command`` times its own run instead, and the estimate is not needed.
-"""
 from __future__ import annotations
 
 import subprocess
@@ -30,12 +28,13 @@ from avalanche.training.plugins import EvaluationPlugin
 
 from replay.models import MLPClassifier
 
-#: the card's wall times, in seconds, of whole split-MNIST runs on the card's machine (REFERENCE.md section 5)
-CARD_SECONDS = {"avalanche_gr": 264.0, "reference_bir": 213.0, "reference_gr": 10_000 / 40.0}
-CARD_EPOCHS = 21
+#: wall times, in seconds, of whole split-MNIST runs measured together once (see the module's docstring)
+MEASURED_SECONDS = {"avalanche_gr": 264.0, "reference_bir": 213.0, "reference_gr": 10_000 / 40.0}
+#: epochs per experience of Avalanche's GR in that measurement (about 2000 iterations, as ours)
+AVALANCHE_EPOCHS = 21
 
 
-def run_avalanche_gr(epochs: int = CARD_EPOCHS, seed: int = 0, root: str = "data") -> dict:
+def run_avalanche_gr(epochs: int = AVALANCHE_EPOCHS, seed: int = 0, root: str = "data") -> dict:
     """Avalanche's ``GenerativeReplay`` on split MNIST (5 experiences) with its defaults and our MLP solver.
 
     Returns the final average accuracy (class-incremental), the training seconds, the whole protocol's seconds
@@ -62,12 +61,12 @@ def run_avalanche_gr(epochs: int = CARD_EPOCHS, seed: int = 0, root: str = "data
             "seconds": time.perf_counter() - start, "iterations": strategy.clock.train_iterations}
 
 
-def scaled_reference(reference_on_card: float, avalanche_here: float,
-                     avalanche_on_card: float = CARD_SECONDS["avalanche_gr"]) -> float:
-    """The card's reference time scaled by this machine's speed today, as Avalanche's GR measures it."""
-    if reference_on_card <= 0 or avalanche_here <= 0 or avalanche_on_card <= 0:
+def scaled_reference(reference_then: float, avalanche_here: float,
+                     avalanche_then: float = MEASURED_SECONDS["avalanche_gr"]) -> float:
+    """A reference time scaled by this machine's speed today, as Avalanche's GR measures it."""
+    if reference_then <= 0 or avalanche_here <= 0 or avalanche_then <= 0:
         raise ValueError("wall times must be positive")
-    return reference_on_card * avalanche_here / avalanche_on_card
+    return reference_then * avalanche_here / avalanche_then
 
 
 def time_command(command: str, cwd: Optional[str] = None, log: Optional[str] = None) -> float:
