@@ -187,27 +187,6 @@ def test_cgm_keeps_past_prototypes_fixed():
     assert torch.allclose(z.mean(0), before[0], atol=0.01)
 
 
-@pytest.mark.parametrize("name", list(priors.PRIORS))
-def test_state_survives_a_save_load_round_trip(name):
-    torch.manual_seed(0)
-    first = priors.build(name, latent_dim=5, n_classes=4)
-    first.observe_classes([0, 2])
-    first.end_experience(torch.randn(10, 5))
-    second = priors.build(name, latent_dim=5, n_classes=4)
-    second.load_state_dict(first.state_dict())
-    classes = torch.tensor([0, 2, 2])
-    torch.manual_seed(1)
-    a = first.sample(3, classes)
-    torch.manual_seed(1)
-    b = second.sample(3, classes)
-    assert torch.equal(a, b)
-    q = first.posterior_head(7)(torch.randn(3, 7))  # the posterior in the prior's own form
-    torch.manual_seed(2)
-    ra = first.regularizer(q, q.mean, labels=classes)
-    torch.manual_seed(2)
-    assert torch.equal(ra, second.regularizer(q, q.mean, labels=classes))
-
-
 def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="unknown prior 'nope'"):
         priors.build("nope", latent_dim=4)
