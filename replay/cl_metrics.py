@@ -38,13 +38,21 @@ def _square(matrix: Matrix) -> np.ndarray:
 
 
 def average_accuracy_curve(matrix: Matrix) -> list[float]:
-    """``A_i`` for every experience ``i``: the mean accuracy over the experiences seen so far."""
+    """``A_i`` for every experience ``i``: the mean accuracy over the experiences seen so far.
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     array = _square(matrix)
     return [float(array[i, : i + 1].mean()) for i in range(len(array))]
 
 
 def backward_transfer(matrix: Matrix) -> float:
-    """BWT of Lopez-Paz & Ranzato (2017); 0 for a single experience."""
+    """BWT of Lopez-Paz & Ranzato (2017); 0 for a single experience.
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     array = _square(matrix)
     if len(array) < 2:
         return 0.0
@@ -52,19 +60,31 @@ def backward_transfer(matrix: Matrix) -> float:
 
 
 def forgetting_per_experience(matrix: Matrix) -> list[float]:
-    """``f_j`` of Chaudhry et al. (2018) for ``j < T-1``: the best earlier accuracy minus the final one."""
+    """``f_j`` of Chaudhry et al. (2018) for ``j < T-1``: the best earlier accuracy minus the final one.
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     array = _square(matrix)
     return [float(array[j:-1, j].max() - array[-1, j]) for j in range(len(array) - 1)]
 
 
 def average_forgetting(matrix: Matrix) -> float:
-    """The mean of ``forgetting_per_experience``; 0 for a single experience."""
+    """The mean of ``forgetting_per_experience``; 0 for a single experience.
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     forgetting = forgetting_per_experience(matrix)
     return float(np.mean(forgetting)) if forgetting else 0.0
 
 
 def intransigence(matrix: Matrix, reference: Matrix) -> float:
-    """Chaudhry et al. (2018) against ``reference`` (e.g. the joint run of the same seed)."""
+    """Chaudhry et al. (2018) against ``reference`` (e.g. the joint run of the same seed).
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     array, ref = _square(matrix), _square(reference)
     if array.shape != ref.shape:
         raise UserInputError(f"the reference run has {len(ref)} experiences, this run {len(array)}")
@@ -72,7 +92,11 @@ def intransigence(matrix: Matrix, reference: Matrix) -> float:
 
 
 def forward_transfer(matrix: Matrix, initial: Sequence[float]) -> float:
-    """FWT of Lopez-Paz & Ranzato (2017); ``initial[k]``: the untrained model's accuracy on experience ``k``."""
+    """FWT of Lopez-Paz & Ranzato (2017); ``initial[k]``: the untrained model's accuracy on experience ``k``.
+
+    Args:
+        matrix: the accuracy matrix, ``matrix[i][j]`` the accuracy on experience j after training on experience i.
+    """
     array, b = _square(matrix), np.asarray(initial, dtype=float)
     if b.shape != (len(array),):
         raise UserInputError(f"need one initial accuracy per experience ({len(array)}), got {b.shape}")

@@ -87,7 +87,15 @@ class Judge(nn.Module):
 
 def judge_for(x: Tensor, y: Tensor, n_classes: int, cache_dir: Optional[Path | str], epochs: int = 3) -> Judge:
     """The judge of a training set: loaded from ``cache_dir`` when a judge of exactly this data was trained before
-    (the file name holds a hash of the data and labels), else trained and saved there (None: not cached)."""
+    (the file name holds a hash of the data and labels), else trained and saved there (None: not cached).
+
+    Args:
+        x: the stream's training images.
+        y: their labels.
+        n_classes: output units.
+        cache_dir: where trained judges are kept (None: not cached).
+        epochs: training epochs of a new judge.
+    """
     judge = Judge(tuple(x.shape[1:]), n_classes)
     sample = x.detach().flatten()[:: max(1, x.numel() // 2**22)]  # at most ~4M values of the data are hashed
     digest = hashlib.sha1(sample.cpu().numpy().tobytes()).hexdigest()[:10]
@@ -107,7 +115,12 @@ def judge_for(x: Tensor, y: Tensor, n_classes: int, cache_dir: Optional[Path | s
 
 # -- the measures -------------------------------------------------------------------------------------------------
 def frechet_distance(real: Tensor, generated: Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two sets of features (rows), in float64."""
+    """Fréchet distance between Gaussians fitted to two sets of features (rows), in float64.
+
+    Args:
+        real: features of real samples [n, d].
+        generated: features of generated samples [m, d].
+    """
     a, b = real.double().cpu().numpy(), generated.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -124,7 +137,13 @@ def knn_radii(x: Tensor, k: int) -> Tensor:
 
 
 def prdc(real: Tensor, generated: Tensor, k: int = 5) -> dict[str, float]:
-    """Precision, recall, density and coverage of Naeem et al. (2020) with ``k`` nearest neighbours."""
+    """Precision, recall, density and coverage of Naeem et al. (2020) with ``k`` nearest neighbours.
+
+    Args:
+        real: features of real samples.
+        generated: features of generated samples.
+        k: the nearest neighbour defining each real sample's ball.
+    """
     if min(len(real), len(generated)) <= k:
         raise UserInputError(f"precision/recall need more than k = {k} real and generated samples")
     real, generated = real.float(), generated.float()

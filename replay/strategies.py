@@ -16,7 +16,16 @@ from replay.plugins.gr import GenerativeReplayPlugin
 
 
 class GenerativeReplay(SupervisedTemplate):
-    """Generative replay: ``model`` is the solver, ``generator`` a VAE; replay options go to the plugin."""
+    """Generative replay: ``model`` is the solver, ``generator`` a VAE; replay options go to the plugin.
+
+    Args:
+        model: the solver.
+        optimizer: the solver's optimiser.
+        generator: the VAE (any prior).
+        plugins: more plugins, after the replay plugin.
+        replay_options: keyword arguments of ``GenerativeReplayPlugin``.
+        template_kwargs: any other ``SupervisedTemplate`` argument.
+    """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, generator: VAE,
                  plugins: Optional[Sequence[BasePlugin]] = None, replay_options: Optional[dict[str, Any]] = None,
@@ -27,7 +36,15 @@ class GenerativeReplay(SupervisedTemplate):
 
 
 class BrainInspiredReplay(SupervisedTemplate):
-    """Brain-inspired replay on a :class:`BIRModel`; replay options go to the plugin."""
+    """Brain-inspired replay on a :class:`BIRModel`; replay options go to the plugin.
+
+    Args:
+        model: the ``BIRModel``.
+        optimizer: its optimiser.
+        plugins: more plugins, after the replay plugin.
+        replay_options: keyword arguments of ``BrainInspiredReplayPlugin``.
+        template_kwargs: any other ``SupervisedTemplate`` argument.
+    """
 
     def __init__(self, *, model: BIRModel, optimizer: torch.optim.Optimizer,
                  plugins: Optional[Sequence[BasePlugin]] = None, replay_options: Optional[dict[str, Any]] = None,

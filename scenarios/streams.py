@@ -59,6 +59,12 @@ def tensor_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> TaskAware
 
 
 def seeded_class_order(n_classes: int, seed: int) -> list[int]:
+    """A permutation of ``range(n_classes)`` drawn from ``seed``: the order in which classes arrive.
+
+    Args:
+        n_classes: number of classes.
+        seed: the seed of the permutation.
+    """
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(n_classes, generator=generator).tolist()
 
@@ -73,6 +79,13 @@ def class_incremental_benchmark(
     """Split (x, y) tensors into ``n_experiences`` experiences of consecutive classes of ``class_order``.
 
     Labels are renumbered to their position in ``class_order``.
+
+    Args:
+        train: (images, labels) of the training set.
+        test: (images, labels) of the test set.
+        n_experiences: number of experiences (dividing the number of classes).
+        class_order: the order in which classes arrive; labels are re-numbered by it.
+        name: the benchmark's name.
     """
     n_classes = len(class_order)
     if n_classes % n_experiences:
@@ -102,7 +115,13 @@ def _mnist_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def split_mnist(n_experiences: int = 5, seed: int = 0, root: Path | str | None = None) -> CLScenario:
-    """Split MNIST, class-incremental: 5 experiences of 2 classes (or 10 of 1), ``ToTensor`` only."""
+    """Split MNIST, class-incremental: 5 experiences of 2 classes (or 10 of 1), ``ToTensor`` only.
+
+    Args:
+        n_experiences: 5 or 10.
+        seed: the seed of the class order.
+        root: the data root (None: ``REPLAY_DATA`` or ``data/``).
+    """
     check_stream("split_mnist", n_experiences)
     train_x, train_y = load_mnist(root, train=True)
     test_x, test_y = load_mnist(root, train=False)
@@ -123,7 +142,14 @@ def pixel_permutations(n_experiences: int, n_pixels: int, seed: int) -> list[tor
 def permuted_mnist(
     n_experiences: int = 10, seed: int = 0, scenario: str = "class", root: Path | str | None = None
 ) -> CLScenario:
-    """Permuted MNIST padded to 32x32; ``scenario='class'`` gives 10 new units per experience, 'domain' 10 in all."""
+    """Permuted MNIST padded to 32x32; ``scenario='class'`` gives 10 new units per experience, 'domain' 10 in all.
+
+    Args:
+        n_experiences: 1 to 100.
+        seed: the seed of the permutations.
+        scenario: ``class`` (10 new output units per experience) or ``domain`` (10 units in all).
+        root: the data root (None: ``REPLAY_DATA`` or ``data/``).
+    """
     check_stream("permuted_mnist", n_experiences, scenario)
     padded = {}
     for split in (True, False):
@@ -155,7 +181,13 @@ def normalize_cifar(images: torch.Tensor) -> torch.Tensor:
 
 
 def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | None = None) -> CLScenario:
-    """Split CIFAR-100, class-incremental, 10 experiences of 10 classes, no augmentation."""
+    """Split CIFAR-100, class-incremental, 10 experiences of 10 classes, no augmentation.
+
+    Args:
+        n_experiences: a divisor of 100.
+        seed: the seed of the class order.
+        root: the data root (None: ``REPLAY_DATA`` or ``data/``).
+    """
     check_stream("split_cifar100", n_experiences)
     train_x, train_y = load_cifar("cifar100", root, train=True)
     test_x, test_y = load_cifar("cifar100", root, train=False)
@@ -187,7 +219,15 @@ def check_stream(name: str, n_experiences: int, scenario: str = "class") -> None
 
 def build_stream(name: str, n_experiences: int, seed: int, root: Path | str | None = None,
                  scenario: str = "class") -> CLScenario:
-    """The stream named in a config (``check_stream`` first)."""
+    """The stream named in a config (``check_stream`` first).
+
+    Args:
+        name: one of ``STREAMS``.
+        n_experiences: as the stream allows (``check_stream``).
+        seed: the stream's seed.
+        root: the data root (None: ``REPLAY_DATA`` or ``data/``).
+        scenario: ``class`` or, for permuted MNIST, ``domain``.
+    """
     check_stream(name, n_experiences, scenario)
     if name == "split_mnist":
         return split_mnist(n_experiences, seed, root)

@@ -6,7 +6,7 @@ The terms are BI-R's six named losses of a replay iteration (scalar tensors; the
 as Avalanche's strategy loss is). ``floats`` mode is what the metric uses on the CPU; ``on_device`` (stack on the
 device, read once per window) what it uses on an accelerator, where each float read would be a sync. Prints
 microseconds per iteration, ratios against the baseline, and each as a share of a 12.6 ms BI-R iteration (bf16,
-split MNIST, README speed section). Run it on an otherwise idle machine.
+split MNIST, docs/speed.md). Run it on an otherwise idle machine.
 
     python scripts/bench_loss_metric.py [--iterations 20000] [--every 100] [--device cpu]
 """

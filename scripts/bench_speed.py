@@ -12,7 +12,7 @@ Each round then runs that yardstick first (Avalanche's GR with 21 epochs per exp
 and the reference times scaled by it (reference x Avalanche here / Avalanche then) estimate
 what the reference code would take here now; each of our runs prints its speed-up over that estimate, and
 over the unscaled figure. ``--no-yardstick`` skips it (ratios then only against the unscaled figures).
-Our machines' speed drifts within a session too, so ``--rounds`` repeats the whole sequence and the last line
+Our machines' speed drifts within an hour too, so ``--rounds`` repeats the whole sequence and the last line
 gives the median speed-up of each run over the rounds. ``--replay-chunks`` runs each method and precision with
 each ``method.replay_chunk`` (replay drawn that many iterations at a time; 1, the default, draws every
 iteration). ``--hidden 8 8 --latent-dim 4`` shrinks the networks so that the matrix products cost almost

@@ -12,6 +12,7 @@ shorter it takes than it did beside them estimates what the reference code would
 This assumes both workloads (fp32 PyTorch training loops of the same size) slow down alike; it is an
 estimate, and it says so wherever it is printed. Where a checkout of the reference code is at hand,
 ``time_command`` times its own run instead, and the estimate is not needed.
+"""
 from __future__ import annotations
 
 import subprocess

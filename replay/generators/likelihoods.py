@@ -30,9 +30,8 @@ class _BernoulliNLLPerUnit(torch.autograd.Function):
     Written as ``relu(a) - x*a - log(sigmoid(|a|))``, which is exact (softplus(a) = relu(a) + softplus(-|a|) and
     softplus(-|a|) = -log sigmoid(|a|)) and stable for any logit (sigmoid(|a|) lies in [0.5, 1)). Same value as
     ``F.binary_cross_entropy_with_logits`` to float rounding and the same gradient. Its speed against torch's
-    kernel depends on the machine (``scripts/bench_bernoulli_nll.py``, forward + backward, 256 x 784): 0.54x
-    torch's time in one session, where torch's ``log1p`` ran 4.6x slower than ``log``; 1.07-1.09x in another,
-    where ``log1p`` ran faster than ``log`` (README, speed section).
+    kernel depends on how fast the machine's ``log1p`` is against ``log`` (``scripts/bench_bernoulli_nll.py``;
+    measurements in docs/speed.md).
     """
 
     @staticmethod
@@ -85,6 +84,7 @@ LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": UnitGaussian}
 
 
 def likelihood(name: str) -> type:
+    """The likelihood registered as ``name`` (``bernoulli`` or ``gaussian``)."""
     if name not in LIKELIHOODS:
         raise UserInputError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
     return LIKELIHOODS[name]

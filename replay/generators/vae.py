@@ -70,7 +70,11 @@ class VAE(ModelsData, nn.Module):
 
     def encode(self, x: Tensor) -> Posterior:
         """The posterior of inputs (the prior's named ``Posterior``); normalised inputs are un-normalised first: the VAE reads, scores and
-        writes pixels in [0, 1], and only its samples are normalised again (``generate``)."""
+        writes pixels in [0, 1], and only its samples are normalised again (``generate``).
+
+        Args:
+            x: inputs [batch, *input_shape], normalised like the data.
+        """
         return self.head(self.encoder(self.data_to_unit(x)))
 
     def decode_output(self, z: Tensor) -> Tensor:
@@ -87,7 +91,15 @@ class VAE(ModelsData, nn.Module):
 
     def terms_of(self, x: Tensor, out: VAEOutput, labels: Optional[Tensor] = None,
                  probs: Optional[Tensor] = None, reduction: str = "mean") -> dict[str, Tensor]:
-        """Per-sample ``recon`` (of the un-normalised ``x``) and ``reg`` of a pass ``out = self(x)``."""
+        """Per-sample ``recon`` (of the un-normalised ``x``) and ``reg`` of a pass ``out = self(x)``.
+
+        Args:
+            x: the inputs of the pass.
+            out: the pass ``self(x)``.
+            labels: hard labels for class-aware priors.
+            probs: class probabilities instead of labels.
+            reduction: the likelihood's reduction over units, ``mean`` or ``sum``.
+        """
         return {
             "recon": self.likelihood.nll(out.output, self.data_to_unit(x), reduction),
             "reg": self.prior.regularizer(out.posterior, out.z, labels=labels, probs=probs),
@@ -95,19 +107,39 @@ class VAE(ModelsData, nn.Module):
 
     def loss_terms(self, x: Tensor, labels: Optional[Tensor] = None, probs: Optional[Tensor] = None,
                    reduction: str = "mean") -> dict[str, Tensor]:
-        """Per-sample ``recon`` and ``reg`` for a batch (labels / probs select the prior's modes if it has any)."""
+        """Per-sample ``recon`` and ``reg`` for a batch (labels / probs select the prior's modes if it has any).
+
+        Args:
+            x: inputs [batch, *input_shape].
+            labels: hard labels for class-aware priors.
+            probs: class probabilities instead of labels.
+            reduction: ``mean`` (per unit) or ``sum`` (per image).
+        """
         self.check_input(x)
         return self.terms_of(x, self(x), labels, probs, reduction)
 
     @torch.no_grad()
     def generate(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
-        """``n`` samples in one batched call: prior.sample -> decode."""
+        """``n`` samples in one batched call: prior.sample -> decode.
+
+        Args:
+            n: number of samples.
+            classes: one class per sample for conditional priors (None: unconditional).
+        """
         return self.decode(self.prior.sample(n, classes))
 
 
 def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (400, 400),
             likelihood: str = "bernoulli", normalization: Optional[Normalization] = None) -> VAE:
-    """Fully connected VAE (MNIST: 784-400-400, latent size from the prior); arguments as for ``VAE``."""
+    """Fully connected VAE (MNIST: 784-400-400, latent size from the prior); arguments as for ``VAE``.
+
+    Args:
+        input_shape: shape of one input, without the batch dimension.
+        prior: the latent prior.
+        hidden: widths of the encoder's layers (the decoder mirrors them).
+        likelihood: ``bernoulli`` or ``gaussian``.
+        normalization: how the inputs were normalised, or None.
+    """
     n_inputs = math.prod(input_shape)
     encoder = nn.Sequential(nn.Flatten(), mlp([n_inputs, *hidden]))
     decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_inputs)
@@ -117,7 +149,15 @@ def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int
 def conv_vae(prior: LatentPrior, input_shape: Sequence[int] = (3, 32, 32), hidden: Sequence[int] = (2000, 2000),
              likelihood: str = "gaussian", normalization: Optional[Normalization] = None) -> VAE:
     """Pixel-level convolutional VAE for 32x32 images: the CIFAR protocol's conv stack, fc layers, mirrored
-    decoder; arguments as for ``VAE``."""
+    decoder; arguments as for ``VAE``.
+
+    Args:
+        prior: the latent prior.
+        input_shape: shape of one image (3, 32, 32).
+        hidden: widths of the fully connected layers.
+        likelihood: ``gaussian`` or ``bernoulli``.
+        normalization: how the images were normalised, or None.
+    """
     channels = input_shape[0]
     encoder = nn.Sequential(conv_stack(channels), nn.Flatten(), mlp([1024, *hidden]))
     decoder = nn.Sequential(

@@ -62,7 +62,13 @@ class BrainInspiredReplayMethod:
 
     # -- experiences -----------------------------------------------------------------------------------------
     def start(self, model: BIRModel, experience: CLExperience, device: torch.device) -> None:
-        """Before ``experience`` trains ``model`` on ``device``."""
+        """Before ``experience`` trains ``model`` on ``device``.
+
+        Args:
+            model: the strategy's model.
+            experience: the experience about to train.
+            device: the training device.
+        """
         model.prior.observe_classes(experience.classes_in_this_experience)
         self.bind(model)
         self.data_guard.start(model, [self.frozen_model], experience)
@@ -80,7 +86,13 @@ class BrainInspiredReplayMethod:
     @torch.no_grad()
     def finish(self, model: BIRModel, experience: CLExperience, device: torch.device) -> None:
         """After ``experience`` trained ``model``: the prior's hook (refit on the current data's latents plus as many
-        replayed samples, labelled by their drawn class), then a fresh frozen copy."""
+        replayed samples, labelled by their drawn class), then a fresh frozen copy.
+
+        Args:
+            model: the strategy's model.
+            experience: the experience just trained on.
+            device: the training device.
+        """
         refit_prior(model.prior, model, experience.dataset, device, self.labelled_replay if self.replaying else None)
         self.lifecycle.pool.clear()
         self.frozen_model = frozen_copy(model)
@@ -97,7 +109,11 @@ class BrainInspiredReplayMethod:
         return {"classes": classes, "x": x, "teacher_scores": scores}
 
     def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch."""
+        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
+
+        Args:
+            n_current: the current batch's size.
+        """
         return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
 
     def labelled_replay(self, n: int) -> tuple[Tensor, Tensor]:
@@ -106,7 +122,11 @@ class BrainInspiredReplayMethod:
         return replay["x"], replay["classes"]
 
     def replay_labels(self, replay: dict[str, Tensor]) -> Tensor:
-        """The frozen model's top class of each replayed sample (its hard label without distillation)."""
+        """The frozen model's top class of each replayed sample (its hard label without distillation).
+
+        Args:
+            replay: a replay batch (``draw``'s columns).
+        """
         return self.classes.top_previous(replay["teacher_scores"])
 
     def check_data(self, model: BIRModel, x: Tensor) -> None:
@@ -116,7 +136,13 @@ class BrainInspiredReplayMethod:
     # -- losses ----------------------------------------------------------------------------------------------
     def replay_targets(self, model: BIRModel, replay: dict[str, Tensor], scores: Tensor) -> dict:
         """Gate input, prior conditioning and classification loss of the replayed samples, given the model's
-        ``scores`` of them."""
+        ``scores`` of them.
+
+        Args:
+            model: the strategy's model.
+            replay: this iteration's replay.
+            scores: the model's scores of the replayed inputs.
+        """
         classes = self.classes
         scores = scores[:, classes.active]
         if self.distill:

@@ -74,7 +74,14 @@ class GenerativeReplayMethod:
     def start(self, solver: nn.Module, experience: CLExperience, device: torch.device,
               features: Optional[FeatureCache] = None) -> None:
         """Before ``experience`` trains ``solver`` on ``device``; ``features``: the strategy's ``FeatureCache``,
-        if any (the solver then reads conv features and the generator still models the images)."""
+        if any (the solver then reads conv features and the generator still models the images).
+
+        Args:
+            solver: the strategy's model.
+            experience: the experience about to train.
+            device: the training device.
+            features: the strategy's ``FeatureCache``, or None.
+        """
         self.features = features
         self.generator.to(device)
         if self.optimizer is None:
@@ -97,7 +104,13 @@ class GenerativeReplayMethod:
 
     def finish(self, solver: nn.Module, experience: CLExperience, device: torch.device) -> None:
         """After ``experience`` trained ``solver``: the prior's hook (refit on the current data's latents plus as
-        many replayed samples, labelled by the frozen solver), then fresh frozen copies."""
+        many replayed samples, labelled by the frozen solver), then fresh frozen copies.
+
+        Args:
+            solver: the strategy's model.
+            experience: the experience just trained on.
+            device: the training device.
+        """
         refit_prior(self.generator.prior, self.generator, experience.dataset, device,
                     self.labelled_replay if self.replaying else None)
         self.lifecycle.pool.clear()
@@ -117,7 +130,11 @@ class GenerativeReplayMethod:
         return {"x": x, "inputs": inputs, "teacher_scores": scores}
 
     def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch."""
+        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
+
+        Args:
+            n_current: the current batch's size.
+        """
         return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
 
     def labelled_replay(self, n: int) -> tuple[Tensor, Tensor]:
@@ -126,7 +143,11 @@ class GenerativeReplayMethod:
         return replay["x"], self.replay_labels(replay["teacher_scores"])
 
     def replay_labels(self, teacher_scores: Tensor) -> Tensor:
-        """Hard labels (class ids) of replayed samples: the frozen solver's argmax over previous classes."""
+        """Hard labels (class ids) of replayed samples: the frozen solver's argmax over previous classes.
+
+        Args:
+            teacher_scores: the frozen solver's scores over the previous classes.
+        """
         return self.classes.top_previous(teacher_scores)
 
     def check_data(self, images: Tensor) -> None:
@@ -135,7 +156,12 @@ class GenerativeReplayMethod:
 
     # -- losses ----------------------------------------------------------------------------------------------
     def replay_loss(self, scores: Tensor, teacher_scores: Tensor) -> Tensor:
-        """The solver's loss on replay, over all active units (old and new classes)."""
+        """The solver's loss on replay, over all active units (old and new classes).
+
+        Args:
+            scores: the solver's scores of the replayed inputs (all units).
+            teacher_scores: the frozen solver's scores over the previous classes.
+        """
         scores = scores[:, self.classes.active]
         if self.targets == "soft":
             return distillation_loss(scores, self.classes.active_probs(teacher_scores, self.temperature), self.temperature)
@@ -154,7 +180,13 @@ class GenerativeReplayMethod:
         return w_current * terms["current"] + w_replay * terms["replay"], terms
 
     def generator_loss(self, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
-        """Weighted sum over samples of ``recon + reg / n_inputs`` (the labels go to class-aware priors)."""
+        """Weighted sum over samples of ``recon + reg / n_inputs`` (the labels go to class-aware priors).
+
+        Args:
+            x: images (current, then replayed).
+            labels: their labels.
+            weights: per-sample weights.
+        """
         terms = self.generator.loss_terms(x, labels=labels if self.generator.prior.conditional else None)
         return (weights * (terms["recon"] + terms["reg"] / self.generator.n_inputs)).sum()
 
@@ -187,7 +219,14 @@ class GenerativeReplayMethod:
 
     def train_generator(self, dataset: Dataset, batch_size: int, device: torch.device, iterations: int) -> Tensor:
         """``iterations`` generator steps on ``dataset`` (reshuffled at each pass) plus replay: the ``'after'``
-        schedule. Returns the last step's loss."""
+        schedule. Returns the last step's loss.
+
+        Args:
+            dataset: the experience's data.
+            batch_size: current samples per step.
+            device: the training device.
+            iterations: generator steps.
+        """
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
         done, loss = 0, torch.zeros(())
         while done < iterations:

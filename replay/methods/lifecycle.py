@@ -55,15 +55,28 @@ class ReplayClasses:
         return self.previous[torch.randint(len(self.previous), (n,), device=self.previous.device)]
 
     def top_previous(self, teacher_scores: Tensor) -> Tensor:
-        """Class id of each row's highest teacher score (scores over ``previous``, in its order)."""
+        """Class id of each row's highest teacher score (scores over ``previous``, in its order).
+
+        Args:
+            teacher_scores: scores [n, previous classes].
+        """
         return self.previous[teacher_scores.argmax(1)]
 
     def positions(self, classes: Tensor) -> Tensor:
-        """Index of each class id within ``active``."""
+        """Index of each class id within ``active``.
+
+        Args:
+            classes: class ids, each in ``active``.
+        """
         return torch.searchsorted(self.active, classes)
 
     def active_probs(self, teacher_scores: Tensor, temperature: float) -> Tensor:
-        """softmax(teacher / T) over previous classes, placed in the ``active`` columns (zeros elsewhere)."""
+        """softmax(teacher / T) over previous classes, placed in the ``active`` columns (zeros elsewhere).
+
+        Args:
+            teacher_scores: scores [n, previous classes].
+            temperature: T (> 0).
+        """
         probs = teacher_scores.new_zeros(teacher_scores.shape[0], len(self.active), dtype=torch.float32)
         probs[:, self._previous_positions] = F.softmax(teacher_scores.float() / temperature, dim=1)
         return probs
@@ -95,7 +108,12 @@ class ReplayPool:
         self.clear()
 
     def take(self, n: int, draw: Callable[[int], Replay]) -> Replay:
-        """The next ``n`` replayed samples, drawing ``chunk * n`` new ones when fewer than ``n`` are left."""
+        """The next ``n`` replayed samples, drawing ``chunk * n`` new ones when fewer than ``n`` are left.
+
+        Args:
+            n: rows wanted.
+            draw: ``m -> replay of m samples`` (a tuple or dict of tensors).
+        """
         if self._stock is None or self._size - self._next < n:
             self._stock = draw(self.chunk * n)
             columns = self._stock.values() if isinstance(self._stock, dict) else self._stock

@@ -86,6 +86,9 @@ class BIRModel(ModelsData, nn.Module):
         """Images -> what the VAE models (conv features with internal replay, else the images).
 
         Inputs already of the replay shape pass through, so ``forward`` takes images or replay-space inputs.
+
+        Args:
+            x: images or replay-space inputs.
         """
         if self.feature_extractor is None or tuple(x.shape[1:]) == self.replay_shape:
             return x
@@ -94,7 +97,11 @@ class BIRModel(ModelsData, nn.Module):
 
     def hidden(self, x_replay: Tensor) -> Tensor:
         """The shared encoder's last hidden layer. Normalised pixels are un-normalised first, so the network (its
-        classifier too) learns on pixels in [0, 1] whatever normalisation the benchmark applies."""
+        classifier too) learns on pixels in [0, 1] whatever normalisation the benchmark applies.
+
+        Args:
+            x_replay: inputs in replay space.
+        """
         return self.encoder(self.data_to_unit(x_replay))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -118,13 +125,22 @@ class BIRModel(ModelsData, nn.Module):
         return captured
 
     def classify_replay(self, x_replay: Tensor) -> tuple[Tensor, Tensor]:
-        """(scores, hidden) for inputs already in replay space."""
+        """(scores, hidden) for inputs already in replay space.
+
+        Args:
+            x_replay: inputs in replay space.
+        """
         h = self.hidden(x_replay)
         return self.classifier(h), h
 
     # -- VAE -----------------------------------------------------------------------------------------------
     def context_gate(self, classes: Optional[Tensor] = None, class_probs: Optional[Tensor] = None) -> Optional[Tensor]:
-        """Gate input [batch, n_contexts] from hard classes (one-hot) or probabilities over all classes (soft)."""
+        """Gate input [batch, n_contexts] from hard classes (one-hot) or probabilities over all classes (soft).
+
+        Args:
+            classes: hard class ids [batch].
+            class_probs: probabilities over all classes [batch, n_classes], instead of ``classes``.
+        """
         if not self.gated:
             return None
         n_contexts = self.decoder.gate_masks()[0].shape[0]
@@ -134,10 +150,20 @@ class BIRModel(ModelsData, nn.Module):
         return gate.index_add_(1, self.class_to_context, class_probs)
 
     def decode(self, z: Tensor, gate: Optional[Tensor]) -> Tensor:
+        """The decoder's output (likelihood parameters, replay shape) for latents ``z``.
+
+        Args:
+            z: latents [batch, latent_dim].
+            gate: gate input [batch, n_contexts], or None without gates.
+        """
         return self.decoder(z, gate).view(-1, *self.replay_shape)
 
     def encode(self, x: Tensor) -> Posterior:
-        """The posterior (the prior's named ``Posterior``) of images or replay-space inputs."""
+        """The posterior (the prior's named ``Posterior``) of images or replay-space inputs.
+
+        Args:
+            x: images or replay-space inputs.
+        """
         return self.head(self.hidden(self.to_replay_space(x)))
 
     def reconstruct(self, x_replay: Tensor, h: Tensor, gate: Optional[Tensor]) -> tuple[Posterior, Tensor, Tensor]:
@@ -154,6 +180,10 @@ class BIRModel(ModelsData, nn.Module):
 
         ``conditional``: z from the class's prior mode; otherwise z unconditional and only the gate follows
         the class.
+
+        Args:
+            classes: the class of each sample.
+            conditional: draw z from the class's prior mode.
         """
         z = self.prior.sample(len(classes), classes if conditional else None)
         return self.unit_to_data(self.likelihood.mean(self.decode(z, self.context_gate(classes))))

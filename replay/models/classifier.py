@@ -14,6 +14,12 @@ class MLPClassifier(nn.Module):
 
     With a ``feature_extractor``, ``forward`` takes images or their features (rows of ``out_features``, as
     ``FeatureCache`` hands them out).
+
+    Args:
+        input_shape: shape of one input, without the batch dimension.
+        n_classes: output units.
+        hidden: widths of the hidden layers.
+        feature_extractor: frozen conv layers before the MLP (``out_features`` attribute), or None.
     """
 
     def __init__(self, input_shape: Sequence[int], n_classes: int, hidden: Sequence[int] = (400, 400),

@@ -14,6 +14,10 @@ class ConvFeatureExtractor(nn.Module):
 
     When ``frozen`` it stays in eval mode (batch-norm statistics fixed) whatever ``train()`` is called with,
     and its parameters take no gradient: internal replay relies on a fixed feature space.
+
+    Args:
+        in_channels: channels of the input images.
+        frozen: freeze the parameters and keep eval mode.
     """
 
     out_features = 1024

@@ -29,20 +29,22 @@ _STRUCTURAL = ("self", "latent_dim", "n_classes")
 
 
 def prior_parameters(name: str) -> dict[str, Any]:
-    """The user-settable parameters of a registered prior with their defaults."""
+    """The user-settable parameters of the registered prior ``name``, with their defaults."""
     cls = prior_class(name)
     signature = inspect.signature(cls.__init__)
     return {k: p.default for k, p in signature.parameters.items() if k not in _STRUCTURAL}
 
 
 def prior_class(name: str) -> type[LatentPrior]:
+    """The class registered as ``name``; a one-line error for an unknown name."""
     if name not in PRIORS:
         raise UserInputError(f"unknown prior {name!r}; choose one of {', '.join(PRIORS)}")
     return PRIORS[name]
 
 
 def check_parameters(name: str, params: dict[str, Any]) -> None:
-    """Refuse unknown parameters (naming the allowed ones) and values outside the prior's ``ranges``."""
+    """Refuse, for the prior ``name``, unknown keys of ``params`` (naming the allowed ones) and values outside the
+    prior's ``ranges`` or ``choices``."""
     allowed = prior_parameters(name)
     unknown = sorted(set(params) - set(allowed))
     if unknown:

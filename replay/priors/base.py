@@ -101,7 +101,12 @@ class GaussianHead(PosteriorHead):
 
 
 class LatentPrior(nn.Module):
-    """Base class of all priors. ``n_classes`` is the number of class slots (None for class-free priors)."""
+    """Base class of all priors. ``n_classes`` is the number of class slots (None for class-free priors).
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: number of class slots (None for a class-free prior).
+    """
 
     #: whether ``sample(n, classes)`` really conditions on the classes
     conditional: bool = False
@@ -133,11 +138,19 @@ class LatentPrior(nn.Module):
 
     @in_float32
     def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
-        """z = mean + exp(logvar / 2) * eps (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", eq. 10)."""
+        """z = mean + exp(logvar / 2) * eps (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", eq. 10).
+
+        Args:
+            posterior: the batch's posterior, from this prior's head.
+        """
         return posterior.mean + (0.5 * posterior.logvar).exp() * torch.randn_like(posterior.mean)
 
     def embed(self, mu: Tensor) -> Tensor:
-        """The deterministic latent code of a posterior mean (what the decoder reads for it); identity here."""
+        """The deterministic latent code of a posterior mean (what the decoder reads for it); identity here.
+
+        Args:
+            mu: posterior means [batch, latent_dim].
+        """
         return mu
 
     # -- regulariser and sampling --------------------------------------------------------------------------
@@ -181,6 +194,9 @@ class LatentPrior(nn.Module):
         On the CPU this is a one-line ``UserInputError``. On an accelerator the check stays on the device, free of
         host synchronisation (``torch._assert_async``: an unseen class stops the run with a device-side assert at
         the next synchronisation), so that the replay plugins' conditional draws never wait for the host.
+
+        Args:
+            classes: requested class ids [n].
         """
         if self.n_classes is None:
             return
@@ -194,13 +210,23 @@ class LatentPrior(nn.Module):
             raise UserInputError(f"class {unseen[0]} has not been seen by the prior (seen: {self.seen_classes().tolist()})")
 
     def uniform_seen_classes(self, n: int) -> Tensor:
+        """``n`` classes drawn uniformly among the seen ones.
+
+        Args:
+            n: how many classes to draw.
+        """
         seen = self.seen_classes()
         if seen.numel() == 0:
             raise UserInputError("the prior has seen no class yet; call observe_classes first")
         return seen[torch.randint(len(seen), (n,), device=seen.device)]
 
     def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
-        """Hook run after each experience; ``latents`` are given when ``wants_latents`` is True."""
+        """Hook run after each experience; ``latents`` are given when ``wants_latents`` is True.
+
+        Args:
+            latents: the encoder's posterior means of the experience's data (plus replay), when ``wants_latents``.
+            labels: their class labels.
+        """
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, n_classes={self.n_classes}"

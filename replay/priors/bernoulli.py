@@ -79,6 +79,11 @@ class Bernoulli(LatentPrior):
       each requested class's fit (conditional replay). Before any fit, V = I: independent fair bits.
     The plugins give ``end_experience`` the codes of the current encoder on current data plus replay of
     the previous classes, so old classes are refitted in the current code space.
+
+    Args:
+        latent_dim: number of bits of the code.
+        n_classes: class slots for per-class fits (None: a global fit only).
+        check_samples: samples drawn to measure each fit's moment-matching error.
     """
 
     conditional = True

@@ -75,6 +75,15 @@ class CGBPEF(LatentPrior):
       With soft class probabilities, or none (uniform over the seen classes): sum_c w_c KL_c, the upper bound
       of the KL to the mixture.
     * Sampling: a grid point per dimension from the class's categorical (hard, as T -> 0), by the Gumbel-max trick.
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: number of prior tables, one per class slot (required).
+        resolution: R, grid points per dimension (>= 4).
+        order: M, degree of the polynomial logits (1 <= M < R - 1).
+        t_max: the Gumbel-softmax temperature at the start.
+        t_min: the temperature after annealing (0 < t_min <= t_max).
+        anneal_steps: training iterations over which the temperature anneals.
     """
 
     conditional = True

@@ -41,6 +41,15 @@ class CGM(LatentPrior):
       prototype (the unsupervised CGM1 rule).
     * Sampling: z = g_k + eps. Prototypes of past classes are frozen at the end of each experience
       (``end_experience``), so replay keeps decoding to them while new classes move.
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: number of prototypes, one per class slot (required).
+        variance: the fixed encoder and prototype-noise variance (> 0).
+        info_rate: bits over the latent instead of ``variance``: sigma^2 = 4^(-I/N).
+        lam: weight of the MMD term.
+        beta: weight of the descriptor term.
+        margin: the descriptor's squared-distance margin to other prototypes.
     """
 
     conditional = True

@@ -27,7 +27,12 @@ def binary_shift(shape: tuple[int, ...], p_plus: Tensor | float, r: float, devic
 
 
 class Gaussian(LatentPrior):
-    """p(z) = N(0, I). Regulariser: closed-form KL (Kingma & Welling 2014, appendix B)."""
+    """p(z) = N(0, I). Regulariser: closed-form KL (Kingma & Welling 2014, appendix B).
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: ignored (the prior is class-free).
+    """
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None):
         super().__init__(latent_dim, None)
@@ -55,6 +60,12 @@ class BinarizedGaussian(Gaussian):
     Sampling: ``reduced_bias`` draws each dimension from 0.5 N(+r, 1) + 0.5 N(-r, 1) (used in all of the
     paper's experiments); ``biased`` weights the two sides by the fraction of training latent means above / below 0,
     refitted by ``end_experience`` on the latents it is given.
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: ignored (the prior is class-free).
+        r: the binarizing radius (>= 0; 0 gives the Gaussian's KL).
+        sampling: ``reduced_bias`` or ``biased``.
     """
 
     ranges = {"r": NON_NEGATIVE}

@@ -28,6 +28,11 @@ class GMM(LatentPrior):
     * soft class probabilities ``p`` (``soft='mc'``, the reference): ``log q(z|x) - log sum_c p_c N(z; mode c)``
       on the sampled z; (``soft='bound'``): the upper bound ``sum_c p_c KL_c``;
     * nothing known: the Monte-Carlo estimate with uniform weights over the seen classes.
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: number of modes, one per class slot (required).
+        soft: estimator with soft class probabilities: ``mc`` or ``bound``.
     """
 
     conditional = True
@@ -103,6 +108,12 @@ class BinarizedGMM(GMM):
     ``binarized_gaussian_kl`` against the class's mode (m_c, lv_c), and sampling from the class's mode with
     each dimension shifted by +-r with probability 1/2. With soft probabilities the Monte-Carlo mixture uses
     the per-sample shifted modes m_c + r sign(mu - m_c).
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: number of modes (required).
+        r: the binarizing radius (>= 0).
+        soft: as for ``GMM``.
     """
 
     ranges = {"r": NON_NEGATIVE}

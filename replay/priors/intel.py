@@ -34,6 +34,10 @@ class InteLClustered(LatentPrior):
     class and a von Mises-style sector score of the posterior mean's angle, kappa * cos(angle - centre_k), so a
     class's data settles in its sector. ``sample(n, classes)`` draws y ~ N(0, I) and rotates its first two dims
     to a uniform angle inside the class's sector (exact, as N(0, I) is isotropic), then maps z = g(y).
+
+    Args:
+        latent_dim: size of the latent (>= 2; the sectors live in its first two dimensions).
+        n_classes: number of sectors, one per class slot (required).
     """
 
     conditional = True
@@ -126,6 +130,11 @@ class InteLSparse(LatentPrior):
     each selection (few active dims) and high entropy of the batch's mean selection (different dims for
     different samples). Its per-sample share is H(DS(y_i)) - H(mean DS); the y_i are a fresh draw from q(y|x),
     since the regulariser receives z = g(y), which cannot be inverted. Unconditional: classes are ignored.
+
+    Args:
+        latent_dim: size of the latent code.
+        n_classes: ignored (the prior is class-free).
+        gamma: weight of the sparsity loss (>= 0).
     """
 
     ranges = {"gamma": NON_NEGATIVE}
