@@ -18,7 +18,7 @@ from replay.bench.compare import group_results, shown_params
 from replay.bench.results import read_result
 
 # (stream, method, prior, r) -> class-IL numbers of Hu & Rostami's Table 2 (binarized priors with the paper's r)
-SEED_TABLE2 = {
+PAPER_TABLE2 = {
     ("split_mnist", "gr", "gaussian", None): 0.8259, ("split_mnist", "gr", "binarized_gaussian", 0.01): 0.8519,
     ("split_mnist", "bir", "gaussian", None): 0.8418, ("split_mnist", "bir", "binarized_gaussian", 0.01): 0.8508,
     ("split_mnist", "bir", "gmm", None): 0.9029, ("split_mnist", "bir", "binarized_gmm", 0.002): 0.9204,
@@ -43,7 +43,7 @@ def main() -> int:
         per_task = np.mean([m["accuracy_matrix"][-1] for m in members], 0)
         seconds = np.mean([m["total_train_seconds"] for m in members])
         std = finals.std(ddof=1) if len(finals) > 1 else 0.0
-        seed_value = SEED_TABLE2.get((stream, method, prior, r), "")
+        seed_value = PAPER_TABLE2.get((stream, method, prior, r), "")
         lines.append(f"| {label} | {prior or '-'} | {shown_params(members[0])} | {len(members)} | {finals.mean():.4f} ± {std:.4f} | "
                      f"{' '.join(f'{a:.3f}' for a in per_task)} | {seconds:.0f} | {seed_value} | {ORIGINAL_CODE.get((stream, method, prior), '')} |")
     print("\n".join(lines))

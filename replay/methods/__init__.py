@@ -3,7 +3,9 @@ replay and brain-inspired replay, with the lifecycle they share."""
 from replay.methods.bir import BrainInspiredReplayMethod
 from replay.methods.distillation import distillation_loss
 from replay.methods.gr import GenerativeReplayMethod
-from replay.methods.lifecycle import ReplayClasses, ReplayLifecycle, ReplayPool, frozen_copy, refit_prior, replay_weights
+from replay.methods.lifecycle import (
+    ReplayClasses, ReplayLifecycle, ReplayMethod, ReplayPool, frozen_copy, refit_prior, replay_weights,
+)
 
-__all__ = ["GenerativeReplayMethod", "BrainInspiredReplayMethod", "ReplayLifecycle", "ReplayClasses", "ReplayPool",
+__all__ = ["GenerativeReplayMethod", "BrainInspiredReplayMethod", "ReplayMethod", "ReplayLifecycle", "ReplayClasses", "ReplayPool",
            "distillation_loss", "frozen_copy", "refit_prior", "replay_weights"]

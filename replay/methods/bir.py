@@ -12,14 +12,14 @@ from torch.nn import functional as F
 
 from replay.generators.data_guard import DataGuard
 from replay.methods.distillation import distillation_loss
-from replay.methods.lifecycle import ReplayLifecycle, frozen_copy, refit_prior
+from replay.methods.lifecycle import ReplayLifecycle, ReplayMethod, frozen_copy, refit_prior
 from replay.models.bir import BIRModel
 
 if TYPE_CHECKING:
     from avalanche.benchmarks import CLExperience
 
 
-class BrainInspiredReplayMethod:
+class BrainInspiredReplayMethod(ReplayMethod):
     """BI-R's replay, losses and state across experiences.
 
     Named loss terms per iteration:
@@ -50,10 +50,6 @@ class BrainInspiredReplayMethod:
         self.frozen_model: Optional[BIRModel] = None
         self.data_guard = DataGuard("BrainInspiredReplayPlugin")
         self._pending_frozen: Optional[dict] = None  # a loaded frozen model's state, until the model is at hand
-
-    @property
-    def classes(self):
-        return self.lifecycle.classes
 
     @property
     def replaying(self) -> bool:
@@ -107,14 +103,6 @@ class BrainInspiredReplayMethod:
         x = self.frozen_model.generate(classes, self.conditional)
         scores = self.frozen_model.classify_replay(x)[0][:, self.classes.previous]
         return {"classes": classes, "x": x, "teacher_scores": scores}
-
-    def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
-
-        Args:
-            n_current: the current batch's size.
-        """
-        return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
 
     def labelled_replay(self, n: int) -> tuple[Tensor, Tensor]:
         """``n`` replayed samples with the classes they were drawn for (for the prior's refit)."""

@@ -14,7 +14,7 @@ from replay.errors import UserInputError
 from replay.generators.vae import VAE
 from replay.generators.data_guard import DataGuard
 from replay.methods.distillation import distillation_loss
-from replay.methods.lifecycle import ReplayLifecycle, frozen_copy, refit_prior
+from replay.methods.lifecycle import ReplayLifecycle, ReplayMethod, frozen_copy, refit_prior
 
 if TYPE_CHECKING:
     from avalanche.benchmarks import CLExperience
@@ -25,7 +25,7 @@ TARGETS = ("hard", "soft")
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 
-class GenerativeReplayMethod:
+class GenerativeReplayMethod(ReplayMethod):
     """GR's replay, losses and state across experiences.
 
     From the second experience on, each iteration's replay is drawn from the frozen previous generator in one batched
@@ -60,10 +60,6 @@ class GenerativeReplayMethod:
         self.features: Optional[FeatureCache] = None
         self.data_guard = DataGuard("GenerativeReplayPlugin")
         self._pending: dict = {}  # loaded state waiting for the device or the solver's architecture
-
-    @property
-    def classes(self):
-        return self.lifecycle.classes
 
     @property
     def replaying(self) -> bool:
@@ -128,14 +124,6 @@ class GenerativeReplayMethod:
         inputs = self.features.features(x) if self.features is not None else x
         scores = self.frozen_solver(inputs)[:, self.classes.previous]
         return {"x": x, "inputs": inputs, "teacher_scores": scores}
-
-    def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
-
-        Args:
-            n_current: the current batch's size.
-        """
-        return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
 
     def labelled_replay(self, n: int) -> tuple[Tensor, Tensor]:
         """``n`` replayed samples with their hard labels (for the prior's refit)."""
@@ -217,9 +205,9 @@ class GenerativeReplayMethod:
         self.generator.prior.training_step()
         return loss.detach()
 
-    def train_generator(self, dataset: Dataset, batch_size: int, device: torch.device, iterations: int) -> Tensor:
+    def train_generator(self, dataset: Dataset, batch_size: int, device: torch.device, iterations: int) -> None:
         """``iterations`` generator steps on ``dataset`` (reshuffled at each pass) plus replay: the ``'after'``
-        schedule. Returns the last step's loss.
+        schedule.
 
         Args:
             dataset: the experience's data.
@@ -228,16 +216,15 @@ class GenerativeReplayMethod:
             iterations: generator steps.
         """
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
-        done, loss = 0, torch.zeros(())
+        done = 0
         while done < iterations:
             for x, y, *_ in loader:
                 x, y = x.to(device), y.to(device)
                 self.check_data(x)
-                loss = self.generator_step(x, y, self.next_replay(len(y)) if self.replaying else None)
+                self.generator_step(x, y, self.next_replay(len(y)) if self.replaying else None)
                 done += 1
                 if done == iterations:
                     break
-        return loss
 
     # -- state -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

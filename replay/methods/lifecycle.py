@@ -175,6 +175,32 @@ class ReplayLifecycle:
         self.experiences_done = int(state["experiences_done"])
 
 
+class ReplayMethod:
+    """What GR's and BI-R's method objects share: the lifecycle, the replay's size and its batch-by-batch supply.
+
+    Subclasses set ``lifecycle`` and ``replay_size`` and define ``draw(n)``, the replay of ``n`` samples from the
+    frozen networks in one batched call.
+    """
+
+    lifecycle: ReplayLifecycle
+    replay_size: Optional[int]
+
+    @property
+    def classes(self) -> ReplayClasses:
+        return self.lifecycle.classes
+
+    def draw(self, n: int) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def next_replay(self, n_current: int) -> dict[str, Tensor]:
+        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
+
+        Args:
+            n_current: the current batch's size.
+        """
+        return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
+
+
 @torch.no_grad()
 def posterior_means(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
     """Posterior means (``model.encode(x).mean``, in eval mode) and labels of a whole dataset, for priors that refit.

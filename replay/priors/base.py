@@ -209,6 +209,19 @@ class LatentPrior(nn.Module):
             unseen = [int(c) for c in unique if not (0 <= c < self.n_classes and self.seen[c])]
             raise UserInputError(f"class {unseen[0]} has not been seen by the prior (seen: {self.seen_classes().tolist()})")
 
+    def requested_classes(self, n: int, classes: Optional[Tensor]) -> Tensor:
+        """The class of each of ``n`` conditional draws: ``classes`` after ``check_classes``, or, when None, classes
+        drawn uniformly among the seen ones.
+
+        Args:
+            n: number of draws.
+            classes: the requested classes [n], or None.
+        """
+        if classes is None:
+            return self.uniform_seen_classes(n)
+        self.check_classes(classes)
+        return classes
+
     def uniform_seen_classes(self, n: int) -> Tensor:
         """``n`` classes drawn uniformly among the seen ones.
 

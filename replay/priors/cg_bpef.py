@@ -151,10 +151,7 @@ class CGBPEF(LatentPrior):
         return (weights * self.class_kl(logits)).sum(1)
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
-        if classes is None:
-            classes = self.uniform_seen_classes(n)
-        else:
-            self.check_classes(classes)
+        classes = self.requested_classes(n, classes)
         log_probs = self.prior_log_probs()[classes]
         return self.points[(log_probs + gumbel_noise(log_probs)).argmax(-1)]
 

@@ -104,10 +104,7 @@ class CGM(LatentPrior):
         return self.lam * mmd2_per_sample(z, prototype_samples) + self.beta * self.descriptor_loss(mu, labels, prototypes)
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
-        if classes is None:
-            classes = self.uniform_seen_classes(n)
-        else:
-            self.check_classes(classes)
+        classes = self.requested_classes(n, classes)
         centres = self.current_prototypes()[classes]
         return centres + math.sqrt(self.variance) * torch.randn_like(centres)
 

@@ -90,10 +90,7 @@ class GMM(LatentPrior):
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         """One latent per requested class (uniform over the seen classes when ``classes`` is None)."""
-        if classes is None:
-            classes = self.uniform_seen_classes(n)
-        else:
-            self.check_classes(classes)
+        classes = self.requested_classes(n, classes)
         means, std = self.means[classes], (0.5 * self.logvars[classes]).exp()
         z = means + std * torch.randn_like(means)
         if self.r:
