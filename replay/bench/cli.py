@@ -32,6 +32,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from replay.bench.sweep import load_sweep
+
+    sweep = load_sweep(args.sweep, args.out)
+    if args.dry_run:
+        from replay.bench.tune import describe
+
+        print("\n".join(describe(sweep)))
+        return 0
+    from replay.bench.compare import compare_table, runs_csv
+    from replay.bench.plots import plot_results
+    from replay.bench.results import atomic_write_bytes, read_result
+    from replay.bench.tune import run_sweep
+
+    folders = run_sweep(sweep, args.address, args.resume, args.max_concurrent)
+    results = [read_result(folder / "result.json") for folder in folders if (folder / "result.json").exists()]
+    if not results:
+        print("no run of the sweep has finished")
+        return 1
+    print(compare_table(results))
+    atomic_write_bytes(sweep.out / "sweep.csv", runs_csv(results).encode())
+    figures = plot_results(results, sweep.out / "sweep.png")
+    print(f"wrote {sweep.out / 'sweep.csv'} ({len(results)} runs) and {', '.join(map(str, figures))}")
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from scenarios.data import fetch_mnist, load_cifar
 
@@ -135,6 +161,15 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue from the last finished experience")
     again.add_argument("--overwrite", action="store_true", help="remove the run in --out and start afresh")
     run.set_defaults(func=cmd_run)
+
+    sweep = sub.add_parser("sweep", help="a grid or search of runs on Ray Tune (local, or a cluster by --address)")
+    sweep.add_argument("sweep", help="sweep file (see configs/sweeps/)")
+    sweep.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    sweep.add_argument("--resume", action="store_true", help="continue the sweep's unfinished runs")
+    sweep.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    sweep.add_argument("--dry-run", action="store_true", help="list the trials and what is done; start nothing")
+    sweep.add_argument("--out", help="root of the runs' folders (default: the sweep file's out)")
+    sweep.set_defaults(func=cmd_sweep)
 
     fetch = sub.add_parser("fetch-data", help="find or fetch a data set and verify it")
     fetch.add_argument("dataset", choices=("mnist", "cifar10", "cifar100"))

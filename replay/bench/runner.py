@@ -6,7 +6,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -46,6 +46,10 @@ class RunRecord:
     replay_shares: list[Optional[list[float]]] = field(default_factory=list)
     initial_accuracy: Optional[list[float]] = None  # the untrained model's accuracy per experience (for FWT)
     replay_quality: list[Optional[dict]] = field(default_factory=list)
+
+
+#: ``on_experience(finished experiences, record)``, called after each experience's checkpoint
+ExperienceHook = Callable[[int, RunRecord], None]
 
 
 def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
@@ -121,7 +125,8 @@ def load_run(folder: Path | str, root: Optional[str] = None) -> tuple[Experiment
     return experiment, state
 
 
-def run(config: dict, out_dir: Path | str, resume: bool = False, overwrite: bool = False) -> dict:
+def run(config: dict, out_dir: Path | str, resume: bool = False, overwrite: bool = False,
+        on_experience: Optional[ExperienceHook] = None) -> dict:
     """Run one config to completion and return the result dict.
 
     Args:
@@ -129,6 +134,8 @@ def run(config: dict, out_dir: Path | str, resume: bool = False, overwrite: bool
         out_dir: the run's folder (``RunFolder``): locked while the run works in it.
         resume: continue from the last readable checkpoint; a finished run is not run again, its result is returned.
         overwrite: remove the folder's run and start afresh (without it, a folder that holds a run is refused).
+        on_experience: called after each finished experience, once its checkpoint is written, with the number of
+            finished experiences and the run's record (``replay-bench sweep`` reports them to Ray Tune).
     """
     with RunFolder(out_dir) as folder:
         folder.prepare(resume, overwrite)
@@ -141,11 +148,13 @@ def run(config: dict, out_dir: Path | str, resume: bool = False, overwrite: bool
         state, note = folder.load_checkpoint() if resume else (None, None)
         if note:
             print(note, flush=True)
-        return train_run(config, folder, state)
+        return train_run(config, folder, state, on_experience)
 
 
-def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
-    """Train from the start or from a checkpoint's ``state``, checkpointing after every experience."""
+def train_run(config: dict, folder: RunFolder, state: Optional[dict],
+              on_experience: Optional[ExperienceHook] = None) -> dict:
+    """Train from the start or from a checkpoint's ``state``, checkpointing after every experience (then calling
+    ``on_experience``, as for ``run``)."""
     out_dir = folder.path
     experiment = build_experiment(config, out_dir)
     strategy, benchmark = experiment.strategy, experiment.benchmark
@@ -174,6 +183,8 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict]) -> dict:
         save_checkpoint(folder, experiment, index + 1, record)
         write_accuracy_csv(out_dir / ACCURACY_CSV, record.accuracy_matrix)
         print(f"after experience {index}: " + " ".join(f"{a:.3f}" for a in record.accuracy_matrix[-1]), flush=True)
+        if on_experience is not None:
+            on_experience(index + 1, record)
     result = make_result(config, record, strategy.device)
     write_json(out_dir / RESULT, result)
     return result
