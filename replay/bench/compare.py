@@ -8,7 +8,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from replay import cl_metrics
+from replay.bench.config import resolve
 from replay.bench.results import csv_text
+from replay.bench.sweep import differing_keys
 from replay.errors import UserInputError
 from replay.priors import prior_parameters
 
@@ -34,11 +36,19 @@ def replay_chunk(result: dict) -> int:
 
 def method_label(result: dict) -> str:
     """The method's name, marked when the run trained in another precision than fp32 or drew its replay in
-    chunks: settings that leave the method unchanged but change the run."""
+    chunks (settings that leave the method unchanged but change the run), and with every other key that differs
+    from its default outside the prior's (``prior_label`` shows those), e.g. ``optimizer.lr=0.0001``."""
     precision = result["config"].get("precision", "fp32")
     marks = ([precision] if precision != "fp32" else []) + ([f"replay_chunk {replay_chunk(result)}"]
                                                              if replay_chunk(result) != 1 else [])
+    marks += [key for key in differing_keys(saved_config(result))
+              if not key.startswith(("prior.", "precision=", "method.replay_chunk="))]
     return f"{result['method']} ({', '.join(marks)})" if marks else result["method"]
+
+
+def saved_config(result: dict) -> dict:
+    """A result's config, resolved again (keys added since it was written get their defaults)."""
+    return resolve(dict(result["config"]))
 
 
 def group_key(result: dict) -> tuple:
