@@ -1,7 +1,6 @@
-"""Reproduction and benchmark scripts: which seeds the grid runner launches; the speed yardstick."""
+"""Benchmark scripts: the speed yardstick, the timed reference run, the GPU check."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -12,42 +11,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def run_grid(monkeypatch, *args: str) -> list[list[str]]:
-    """Run ``scripts/run_grid.py`` with ``args``; return the commands it would launch (one per seed)."""
-    launched: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, env: launched.append(cmd) or subprocess.CompletedProcess(cmd, 0))
-    monkeypatch.setattr(sys, "argv", ["run_grid.py", *args])
-    spec = importlib.util.spec_from_file_location("run_grid", REPO / "scripts" / "run_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main() == 0
-    return launched
-
-
-def seeds_of(launched: list[list[str]]) -> list[str]:
-    return [cmd[cmd.index("--seed") + 1] for cmd in launched]
-
-
-def test_run_grid_launches_only_seeds_neither_finished_nor_published(tmp_path, monkeypatch):
-    runs, published = tmp_path / "runs", tmp_path / "results"
-    (runs / "bir_gmm_r0.5" / "seed0").mkdir(parents=True)
-    (runs / "bir_gmm_r0.5" / "seed0" / "result.json").write_text("{}")
-    (published / "bir_gmm_r0.5").mkdir(parents=True)
-    (published / "bir_gmm_r0.5" / "seed1.json").write_text("{}")
-    (published / "bir_gmm").mkdir()
-    (published / "bir_gmm" / "seed2.json").write_text("{}")  # another config's result: not this one's
-    launched = run_grid(monkeypatch, "configs/split_mnist/bir_gmm.yaml", "--tag", "r0.5", "--seeds", "0", "1", "2",
-                        "--out", str(runs), "--published", str(published))
-    assert seeds_of(launched) == ["2"]
-    assert launched[0][launched[0].index("--out") + 1] == str(runs / "bir_gmm_r0.5" / "seed2")
-
-
-@pytest.mark.parametrize("flag", [[], ["--published", "nowhere"]])
-def test_run_grid_without_published_results_launches_every_unfinished_seed(tmp_path, monkeypatch, flag):
-    launched = run_grid(monkeypatch, "configs/split_mnist/gr_gaussian.yaml", "--seeds", "0", "1", "--out", str(tmp_path), *flag)
-    assert seeds_of(launched) == ["0", "1"]
 
 
 def test_scaled_reference_scales_the_measured_time_by_the_yardstick_ratio():
