@@ -16,12 +16,12 @@ from replay.models import BIRModel, ConvFeatureExtractor
 from replay.priors import build
 
 try:
-    from examples.common import arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import arguments, naive, seed_everything, train_and_evaluate
+    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 
 
-def main(argv: Optional[Sequence[str]] = None) -> float:
+def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--conv-weights", default=None, help="pre-trained conv layers (replay-bench pretrain-conv)")
     args = parser.parse_args(argv)
@@ -32,7 +32,7 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
                      gate_prop=0.7, feature_extractor=extractor, seed=args.seed)
     plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
     accuracy = train_and_evaluate(naive(model, 1e-4, 256, plugins, args.quiet), benchmark)
-    print(f"BI-R (gmm, internal replay) on stock SplitCIFAR100, seed {args.seed}: accuracy {accuracy:.4f}")
+    print(f"BI-R (gmm, internal replay) on stock SplitCIFAR100, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
     return accuracy
 
 

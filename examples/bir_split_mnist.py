@@ -14,12 +14,12 @@ from replay.models import BIRModel
 from replay.priors import build
 
 try:
-    from examples.common import arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import arguments, naive, seed_everything, train_and_evaluate
+    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 
 
-def main(argv: Optional[Sequence[str]] = None) -> float:
+def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
@@ -27,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
                      seed=args.seed)
     plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
     accuracy = train_and_evaluate(naive(model, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"BI-R (gmm) on stock SplitMNIST, seed {args.seed}: accuracy {accuracy:.4f}")
+    print(f"BI-R (gmm) on stock SplitMNIST, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
     return accuracy
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -39,11 +39,20 @@ def seed_everything(seed: int) -> None:
     RNGManager.set_random_seeds(seed)
 
 
-def train_and_evaluate(strategy, benchmark) -> float:
-    """Train on every experience in order, then return the stream accuracy on the whole test stream."""
+class FinalAccuracy(NamedTuple):
+    """Accuracy after the last experience: over the whole test stream (each test sample counts once), and the mean
+    of the per-experience accuracies (each experience counts once: the "average accuracy" of continual learning)."""
+
+    stream: float
+    average: float
+
+
+def train_and_evaluate(strategy, benchmark) -> FinalAccuracy:
+    """Train on every experience in order, then evaluate on the whole test stream."""
     for experience in benchmark.train_stream:
         strategy.train(experience)
     metrics = strategy.eval(benchmark.test_stream)
-    # stock benchmarks name the task in the key (".../test_stream/Task000"), the project's streams do not
+    # stock benchmarks name the task in the keys (".../test_stream/Task000"), the project's streams do not
     (key,) = [k for k in metrics if k.startswith("Top1_Acc_Stream/eval_phase/test_stream")]
-    return float(metrics[key])
+    per_experience = [float(v) for k, v in metrics.items() if k.startswith("Top1_Acc_Exp/eval_phase/test_stream")]
+    return FinalAccuracy(float(metrics[key]), sum(per_experience) / len(per_experience))

@@ -15,7 +15,8 @@ except ImportError:  # run as a script
     import gr_split_mnist
 
 
-def main(argv: Optional[Sequence[str]] = None) -> float:
+def main(argv: Optional[Sequence[str]] = None) -> gr_split_mnist.FinalAccuracy:
+    """Train GR with LwF on the stream (the command line of ``gr_split_mnist``); return its final accuracy."""
     return gr_split_mnist.main(argv, other_plugins=[LwFPlugin(alpha=1.0, temperature=2.0)], name="GR + LwF")
 
 

@@ -16,14 +16,14 @@ from replay.generators import mlp_vae
 from replay.priors import build
 
 try:
-    from examples.common import arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 except ImportError:  # run as a script
-    from common import arguments, naive, seed_everything, train_and_evaluate
+    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
 
 
 def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
-         other_plugins: Sequence[SupervisedPlugin] = (), name: str = "GR") -> float:
-    """Train GR with ``prior`` (and the user's ``other_plugins``) on the stream; return the final accuracy."""
+         other_plugins: Sequence[SupervisedPlugin] = (), name: str = "GR") -> FinalAccuracy:
+    """Train GR with ``prior`` (and the user's ``other_plugins``) on the stream; return its final accuracy."""
     args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
@@ -32,7 +32,7 @@ def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
     generator = mlp_vae((1, 28, 28), build(prior, latent_dim=100, n_classes=10))
     plugins = [GenerativeReplayPlugin(generator, lr=1e-3), *other_plugins, SeenUnitsMask(), IterationBudget(args.iterations)]
     accuracy = train_and_evaluate(naive(solver, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"{name} ({prior}) on stock SplitMNIST, seed {args.seed}: accuracy {accuracy:.4f}")
+    print(f"{name} ({prior}) on stock SplitMNIST, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
     return accuracy
 
 
