@@ -204,3 +204,17 @@ def test_a_trial_whose_node_is_lost_resumes_on_another_node_with_the_same_result
     finally:
         cluster.shutdown()
     assert matrix(trial.folder) == direct_run(trial.config, tmp_path / "uninterrupted")
+
+
+def test_a_random_search_with_asha_runs_sampled_configs_in_their_own_folders(tmp_path, mnist_root, capsys):
+    path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "bir_gmm.yaml")], grid={"seed": [0]},
+                      search={"algorithm": "random", "samples": 2, "seed": 0,
+                              "space": {"optimizer.lr": {"loguniform": [1.0e-4, 1.0e-2]}}},
+                      scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    assert main(["sweep", str(path), "--max-concurrent", "2"]) == 0
+    results = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("result.json")]
+    lrs = {result["config"]["optimizer"]["lr"] for result in results}
+    assert len(capsys.readouterr().out.splitlines()) > 2 and len(lrs) == len(results) >= 1
+    assert all(1e-4 <= lr <= 1e-2 for lr in lrs)  # sampled, each run in the folder of its own config
+    assert all(f"optimizer.lr={r['config']['optimizer']['lr']}" in str(p) for r, p in
+               zip(results, (tmp_path / "runs").rglob("result.json")))
