@@ -218,3 +218,13 @@ def test_a_random_search_with_asha_runs_sampled_configs_in_their_own_folders(tmp
     assert all(1e-4 <= lr <= 1e-2 for lr in lrs)  # sampled, each run in the folder of its own config
     assert all(f"optimizer.lr={r['config']['optimizer']['lr']}" in str(p) for r, p in
                zip(results, (tmp_path / "runs").rglob("result.json")))
+
+
+def test_an_optuna_search_proposes_configs_and_runs_them(tmp_path, mnist_root, capsys):
+    pytest.importorskip("optuna", reason="Optuna is an optional extra (pip install optuna)")
+    path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")], grid={"seed": [0]},
+                      search={"algorithm": "optuna", "samples": 2, "seed": 0,
+                              "space": {"optimizer.lr": {"loguniform": [1.0e-4, 1.0e-2]}}})
+    assert main(["sweep", str(path), "--max-concurrent", "1"]) == 0
+    lrs = {json.loads(p.read_text())["config"]["optimizer"]["lr"] for p in (tmp_path / "runs").rglob("result.json")}
+    assert len(lrs) == 2 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
