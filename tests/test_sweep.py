@@ -147,7 +147,8 @@ def test_a_grid_sweep_runs_every_trial_as_replay_bench_run_would_and_a_rerun_run
 
 def test_a_killed_sweep_refuses_to_restart_without_resume_and_completes_with_it(tmp_path, mnist_root, reference,
                                                                                 capsys):
-    path = sweep_file(tmp_path, mnist_root, set={**TINY, "stream.root": str(mnist_root), "iterations_per_experience": 30})
+    path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")],
+                      set={**TINY, "stream.root": str(mnist_root), "iterations_per_experience": 20})
     process = sweep_process(path, "--max-concurrent", "1")
     sweep = load_sweep(path)
     try:
@@ -182,7 +183,7 @@ def test_a_trial_whose_node_is_lost_resumes_on_another_node_with_the_same_result
     from ray.cluster_utils import Cluster
 
     path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")], grid={"seed": [0]},
-                      set={**TINY, "stream.root": str(mnist_root), "iterations_per_experience": 40})
+                      set={**TINY, "stream.root": str(mnist_root), "iterations_per_experience": 25})
     trial = load_sweep(path).trials[0]
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
