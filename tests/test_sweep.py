@@ -101,6 +101,12 @@ def test_a_bad_sweep_file_is_refused_in_one_line_before_anything_starts(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_bad_option_is_refused_in_one_line(tmp_path, mnist_root, capsys):
+    assert main(["sweep", str(sweep_file(tmp_path, mnist_root)), "--max-concurrent", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "--max-concurrent must be an integer >= 1, got 0" in error and error.count("\n") == 1
+
+
 def test_dry_run_lists_trials_and_rejected_grid_points(tmp_path, mnist_root, capsys):
     path = sweep_file(tmp_path, mnist_root, grid={"seed": [0], "method.temperature": [2.0, -1.0]})
     assert main(["sweep", str(path), "--dry-run"]) == 0

@@ -1,5 +1,5 @@
-"""replay-bench: run benchmarks, fetch data, plot and compare results, see how far runs got, pre-train the
-CIFAR conv layers."""
+"""replay-bench: run benchmarks and sweeps of them (on Ray), fetch data, plot and compare results, see how far runs
+got, pre-train the CIFAR conv layers."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +34,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from replay.bench.sweep import load_sweep
+    from replay.checks import COUNT
 
+    if args.max_concurrent is not None:
+        COUNT.check("--max-concurrent", args.max_concurrent)
     sweep = load_sweep(args.sweep, args.out)
     if args.dry_run:
         from replay.bench.tune import describe
