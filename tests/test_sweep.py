@@ -18,9 +18,9 @@ import torch
 import yaml
 
 from replay.bench.cli import main
-from replay.bench.config import ConfigError, resolve
+from replay.bench.config import resolve
 from replay.bench.runner import run
-from replay.bench.sweep import load_sweep, run_folder
+from replay.bench.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs" / "split_mnist"
