@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from replay import cl_metrics
-from replay.bench.config import resolve
+from replay.bench.config import saved_config
 from replay.bench.results import csv_text
 from replay.bench.sweep import differing_keys
 from replay.errors import UserInputError
@@ -44,11 +44,6 @@ def method_label(result: dict) -> str:
     marks += [key for key in differing_keys(saved_config(result))
               if not key.startswith(("prior.", "precision=", "method.replay_chunk="))]
     return f"{result['method']} ({', '.join(marks)})" if marks else result["method"]
-
-
-def saved_config(result: dict) -> dict:
-    """A result's config, resolved again (keys added since it was written get their defaults)."""
-    return resolve(dict(result["config"]))
 
 
 def group_key(result: dict) -> tuple:

@@ -218,6 +218,12 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     return config
 
 
+def saved_config(record: dict) -> dict:
+    """The config of a checkpoint or result (``record["config"]``), resolved again: keys added to the defaults since
+    it was written get their default values, so older records compare equal to the same run today."""
+    return resolve(record["config"])
+
+
 def _chosen_name(user: dict, section: str, allowed: tuple[str, ...]) -> str:
     """The ``name`` of a section (stream, method, prior), its default when absent; refused if unknown."""
     values = user.get(section)

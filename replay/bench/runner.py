@@ -2,7 +2,6 @@
 every experience after each one; checkpoint atomically; resume; write ``result.json``."""
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 
 from replay import cl_metrics
-from replay.bench.config import ConfigError, resolve
+from replay.bench.config import ConfigError, saved_config
 from replay.bench.experiment import Experiment, build_experiment
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, RESULT, RunFolder
@@ -74,12 +73,6 @@ def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, re
         "seen_units": [p.state_dict() for p in experiment.plugins if isinstance(p, SeenUnitsMask)],
         "rng": rng_state(),
     })
-
-
-def saved_config(state: dict) -> dict:
-    """A checkpoint's config, resolved again: keys added to the defaults since it was written get their
-    default values, so older checkpoints compare equal to the same run today."""
-    return resolve(copy.deepcopy(state["config"]))
 
 
 def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tuple[int, RunRecord]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from replay.bench.results import read_result
 from replay.bench.rundir import CHECKPOINT, PREVIOUS_CHECKPOINT, RESULT, RunFolder
-from replay.bench.runner import saved_config
+from replay.bench.config import saved_config
 from replay.errors import UserInputError
 
 

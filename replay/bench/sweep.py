@@ -149,8 +149,8 @@ def _check_grid(grid: Any, where: str) -> dict[str, list]:
     return grid
 
 
-def _overrides(mapping: dict) -> list[str]:
-    """``key=value`` strings (values as JSON, which YAML reads back unchanged)."""
+def as_overrides(mapping: dict) -> list[str]:
+    """``--set``-style ``key=value`` strings of dotted keys (values as JSON, which YAML reads back unchanged)."""
     return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 
@@ -239,7 +239,7 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
         grid = {**shared_grid, **entry_grid}
         keys = list(grid)
         for values in itertools.product(*(grid[key] for key in keys)):
-            overrides = tuple(_overrides({**shared_set, **entry_set}) + _overrides(dict(zip(keys, values))))
+            overrides = tuple(as_overrides({**shared_set, **entry_set}) + as_overrides(dict(zip(keys, values))))
             try:
                 config = resolve(copy.deepcopy(user), list(overrides))
             except UserInputError as error:
@@ -254,7 +254,7 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
             for key, spec in sweep.search["space"].items():
                 kind, arguments = next(iter(spec.items()))
                 for value in (arguments if kind == "choice" else arguments[:2]):
-                    resolve(apply_overrides(trial.config, [f"{key}={json.dumps(value)}"]))
+                    resolve(apply_overrides(trial.config, as_overrides({key: value})))
     if not sweep.trials:
         raise ConfigError(f"{path}: no valid trial ({len(sweep.rejected)} rejected; first: {sweep.rejected[0][1]})"
                           if sweep.rejected else f"{path}: the sweep has no trial")

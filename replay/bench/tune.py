@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from replay.bench.config import ConfigError, apply_overrides, resolve
 from replay.bench.rundir import CHECKPOINT, RESULT, RunFolder
-from replay.bench.sweep import Sweep, Trial, run_folder
+from replay.bench.sweep import Sweep, Trial, as_overrides, run_folder
 from replay.errors import UserInputError
 
 #: where Tune keeps its own state of a sweep, below the sweep's ``out``
@@ -48,7 +48,7 @@ def describe(sweep: Sweep) -> list[str]:
 
 def sampled_config(base: dict, sample: dict[str, Any]) -> dict:
     """The base trial's config with a search sample's values set (dotted keys), resolved again."""
-    return resolve(apply_overrides(base, [f"{key}={json.dumps(value)}" for key, value in sample.items()]))
+    return resolve(apply_overrides(base, as_overrides(sample)))
 
 
 def run_trial(params: dict, trials: list[dict], out: str, threads: int, metric: str) -> None:
@@ -132,11 +132,11 @@ def _final_accuracy(result: dict) -> float:
     return json.loads(path.read_text())["final_average_accuracy"] if path.exists() else float("nan")
 
 
-def _search_setup(sweep: Sweep) -> tuple[dict, Any, int]:
-    """(param space, search algorithm or None, samples per grid point) of a sweep."""
+def _search_setup(sweep: Sweep, n_trials: int) -> tuple[dict, Any, int]:
+    """(param space, search algorithm or None, samples per grid point) of a sweep over ``n_trials`` base trials."""
     from ray import tune
 
-    trials = tune.grid_search(list(range(len(sweep.trials))))
+    trials = tune.grid_search(list(range(n_trials)))
     if sweep.search is None:
         return {"trial": trials}, None, 1
     distributions = {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}
@@ -150,7 +150,7 @@ def _search_setup(sweep: Sweep) -> tuple[dict, Any, int]:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
         raise ConfigError("search.algorithm: optuna needs the optuna package (pip install optuna)") from None
-    space["trial"] = tune.choice(list(range(len(sweep.trials))))
+    space["trial"] = tune.choice(list(range(n_trials)))
     searcher = OptunaSearch(metric=sweep.metric, mode="max", seed=sweep.search["seed"])
     return space, searcher, sweep.search["samples"]
 
@@ -184,9 +184,7 @@ def run_sweep(sweep: Sweep, address: Optional[str] = None, resume: bool = False,
         print(f"all {len(sweep.trials)} runs of the sweep are finished; nothing to run", flush=True)
         return [trial.folder for trial in sweep.trials]
     specs = [{"config": trial.config, "folder": str(trial.folder)} for trial in pending]
-    search_sweep = Sweep(sweep.out, pending, sweep.resources, sweep.max_failures, sweep.search, sweep.scheduler,
-                         sweep.metric)
-    param_space, searcher, samples = _search_setup(search_sweep)
+    param_space, searcher, samples = _search_setup(sweep, len(pending))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     started = time.perf_counter()
