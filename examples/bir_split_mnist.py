@@ -14,20 +14,23 @@ from replay.models import BIRModel
 from replay.priors import build
 
 try:
-    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+                                 split_mnist_arguments, train_and_evaluate)
 except ImportError:  # run as a script
-    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+                        split_mnist_arguments, train_and_evaluate)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
-    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
+    args = split_mnist_arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
-    benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
+    benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data,
+                           **mnist_transforms(args.unit_pixels))
     model = BIRModel((1, 28, 28), 10, build("gmm", latent_dim=100, n_classes=10), hidden=(400, 400), gate_prop=0.8,
                      seed=args.seed)
     plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
     accuracy = train_and_evaluate(naive(model, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"BI-R (gmm) on stock SplitMNIST, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
+    print(f"BI-R (gmm) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
     return accuracy
 
 

@@ -6,6 +6,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
+from torchvision.transforms import Compose
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import InteractiveLogger
 from avalanche.training import Naive
@@ -21,6 +22,25 @@ def arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the class order and of torch")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def split_mnist_arguments(description: str) -> argparse.ArgumentParser:
+    """The examples' command line plus ``--unit-pixels``, for the MNIST pipelines."""
+    parser = arguments(description)
+    parser.add_argument("--unit-pixels", action="store_true",
+                        help="replace the benchmark's default normalisation by nothing: pixels in [0, 1], as in the "
+                             "reference protocol (a user's own solver forgets less with GR; docs/pipelines.md)")
+    return parser
+
+
+#: how the examples name the pixels they train on (by ``--unit-pixels``)
+UNIT_PIXELS = {False: "", True: " (pixels in [0, 1])"}
+
+
+def mnist_transforms(unit_pixels: bool) -> dict:
+    """Transform arguments of Avalanche's MNIST benchmarks: none (their default normalisation), or empty
+    transforms that keep the pixels in [0, 1]."""
+    return {"train_transform": Compose([]), "eval_transform": Compose([])} if unit_pixels else {}
 
 
 def evaluator(quiet: bool) -> EvaluationPlugin:

@@ -1,5 +1,5 @@
 """Generative replay in a plain Avalanche pipeline: the stock ``SplitMNIST`` with its default transforms
-(pixels normalised with MNIST's mean and std), Avalanche's ``SimpleMLP`` as the solver, ``Naive``.
+(pixels normalised with MNIST's mean and std; ``--unit-pixels`` keeps them in [0, 1]), Avalanche's ``SimpleMLP`` as the solver, ``Naive``.
 
     python examples/gr_split_mnist.py --data data --iterations 2000
 """
@@ -16,23 +16,26 @@ from replay.generators import mlp_vae
 from replay.priors import build
 
 try:
-    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+                                 split_mnist_arguments, train_and_evaluate)
 except ImportError:  # run as a script
-    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+                        split_mnist_arguments, train_and_evaluate)
 
 
 def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
          other_plugins: Sequence[SupervisedPlugin] = (), name: str = "GR") -> FinalAccuracy:
     """Train GR with ``prior`` (and the user's ``other_plugins``) on the stream; return its final accuracy."""
-    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
+    args = split_mnist_arguments(__doc__.splitlines()[0]).parse_args(argv)
     seed_everything(args.seed)
-    benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data)
+    benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data,
+                           **mnist_transforms(args.unit_pixels))
     solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)
     # the generator adopts the stream's normalisation and replays normalised images, like the data
     generator = mlp_vae((1, 28, 28), build(prior, latent_dim=100, n_classes=10))
     plugins = [GenerativeReplayPlugin(generator, lr=1e-3), *other_plugins, SeenUnitsMask(), IterationBudget(args.iterations)]
     accuracy = train_and_evaluate(naive(solver, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"{name} ({prior}) on stock SplitMNIST, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
+    print(f"{name} ({prior}) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
     return accuracy
 
 

@@ -3,11 +3,13 @@
 GR with Avalanche's ``SimpleMLP(hidden_size=400, hidden_layers=2, drop_rate=0)`` as the solver and BI-R
 (``BIRModel``, GMM prior), both inside Avalanche's ``Naive`` exactly as in ``examples/``, side by side with
 Avalanche's own ``GenerativeReplay`` on the same stream and solver (its defaults; ``--avalanche-epochs`` epochs
-per experience, about as many iterations as ours). Prints a table (mean and std over seeds) and writes it as
-JSON with the per-seed accuracies (over the whole test stream, and the mean over experiences) and wall times.
+per experience, about as many iterations as ours). ``--pixels normalised unit`` runs our two pipelines a second
+time with the benchmark's normalisation replaced by nothing (``--unit-pixels`` of the examples): the same seeds,
+the only change being what the user's solver reads. Prints a table (mean and std over seeds) and writes it as JSON
+with the per-seed accuracies (over the whole test stream, and the mean over experiences) and wall times.
 
     python scripts/bench_stock_split_mnist.py --data data --seeds 0 1 2 --avalanche-seeds 0 --out results/stock_split_mnist.json
-    python scripts/bench_stock_split_mnist.py --methods gr --seeds 2 --out results/stock_gr_seed2.json   # one part of it
+    python scripts/bench_stock_split_mnist.py --methods gr --pixels unit --seeds 2 --out results/stock_gr_seed2.json   # one part of it
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ from avalanche.training import GenerativeReplay  # noqa: E402
 
 from examples import bir_split_mnist, gr_split_mnist  # noqa: E402
 from examples.common import FinalAccuracy, evaluator, seed_everything, train_and_evaluate  # noqa: E402
+
+
+#: --pixels choice -> (suffix of the result's name, the examples' flags)
+PIXELS = {"normalised": ("", []), "unit": (", pixels in [0, 1]", ["--unit-pixels"])}
 
 
 def avalanche_gr(data: str, seed: int, epochs: int) -> FinalAccuracy:
@@ -54,17 +60,24 @@ def main() -> None:
     parser.add_argument("--avalanche-seeds", type=int, nargs="*", default=[0])
     parser.add_argument("--avalanche-epochs", type=int, default=21, help="epochs per experience of Avalanche's GR")
     parser.add_argument("--methods", nargs="+", choices=("gr", "bir", "avalanche"), default=["gr", "bir", "avalanche"])
+    parser.add_argument("--pixels", nargs="+", choices=tuple(PIXELS), default=["normalised"],
+                        help="what our pipelines' solvers read: the stock normalised pixels, and/or pixels in [0, 1]")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args()
     common = ["--data", args.data, "--iterations", str(args.iterations), "--quiet"]
-    methods = {
-        "gr": ("GR (gaussian), SimpleMLP", lambda s: gr_split_mnist.main([*common, "--seed", str(s)]), args.seeds),
-        "bir": ("BI-R (gmm), BIRModel", lambda s: bir_split_mnist.main([*common, "--seed", str(s)]), args.seeds),
-        "avalanche": (f"Avalanche GenerativeReplay, SimpleMLP, {args.avalanche_epochs} epochs",
-                      lambda s: avalanche_gr(args.data, s, args.avalanche_epochs), args.avalanche_seeds),
-    }
-    runs = {methods[m][0]: methods[m][1] for m in args.methods}
-    seeds = {methods[m][0]: methods[m][2] for m in args.methods}
+    ours = {"gr": ("GR (gaussian), SimpleMLP", gr_split_mnist.main), "bir": ("BI-R (gmm), BIRModel", bir_split_mnist.main)}
+    runs, seeds = {}, {}
+    for method in args.methods:
+        if method == "avalanche":  # its decoder assumes the normalised stream
+            name = f"Avalanche GenerativeReplay, SimpleMLP, {args.avalanche_epochs} epochs"
+            runs[name], seeds[name] = (lambda s: avalanche_gr(args.data, s, args.avalanche_epochs)), args.avalanche_seeds
+            continue
+        label, example = ours[method]
+        for pixels in args.pixels:
+            name = label + PIXELS[pixels][0]
+            runs[name] = (lambda s, example=example, flags=PIXELS[pixels][1]:
+                          example([*common, *flags, "--seed", str(s)]))
+            seeds[name] = args.seeds
     results: dict[str, dict] = {name: {"seeds": [], "accuracy": [], "average_accuracy": [], "seconds": []}
                                 for name in runs}
     for seed in sorted({seed for chosen in seeds.values() for seed in chosen}):
