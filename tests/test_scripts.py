@@ -76,3 +76,16 @@ def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
     assert len(rows) == 2 and {row["cache"] for row in rows} == {"off", "on"}
     assert all(row["stream"] == "split_cifar100" and row["train_images"] == 600 and row["batch_size"] == 256
                and row["hidden"] == [2000, 2000] for row in rows)  # the CIFAR protocol, on the files it wrote
+
+
+def test_bench_stock_split_mnist_runs_our_pipeline_on_normalised_and_unit_pixels_for_the_same_seeds(mnist_root, tmp_path):
+    out = tmp_path / "stock.json"
+    output = subprocess.run(
+        [sys.executable, str(REPO / "scripts/bench_stock_split_mnist.py"), "--data", str(mnist_root), "--methods", "gr",
+         "--pixels", "normalised", "unit", "--seeds", "0", "--iterations", "2", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1")).stdout
+    results = json.loads(out.read_text())
+    assert set(results) == {"GR (gaussian), SimpleMLP", "GR (gaussian), SimpleMLP, pixels in [0, 1]"}
+    assert all(row["seeds"] == [0] and len(row["accuracy"]) == len(row["average_accuracy"]) == 1
+               for row in results.values())
+    assert "on stock SplitMNIST (pixels in [0, 1]), seed 0" in output and "| GR (gaussian), SimpleMLP, pixels in [0, 1] | 0 |" in output
