@@ -89,3 +89,23 @@ def test_bench_stock_split_mnist_runs_our_pipeline_on_normalised_and_unit_pixels
     assert all(row["seeds"] == [0] and len(row["accuracy"]) == len(row["average_accuracy"]) == 1
                for row in results.values())
     assert "on stock SplitMNIST (pixels in [0, 1]), seed 0" in output and "| GR (gaussian), SimpleMLP, pixels in [0, 1] | 0 |" in output
+
+
+def test_bench_stock_split_mnist_summarize_merges_parallel_results_and_pairs_them_by_seed(tmp_path):
+    def row(seeds, averages):
+        return {"seeds": seeds, "accuracy": averages, "average_accuracy": averages, "seconds": [1.0] * len(seeds)}
+
+    normalised, unit = "GR (gaussian), SimpleMLP", "GR (gaussian), SimpleMLP, pixels in [0, 1]"
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    files[0].write_text(json.dumps({normalised: row([0, 1], [0.90, 0.88]), unit: row([0], [0.91])}))
+    files[1].write_text(json.dumps({normalised: row([2], [0.92]), unit: row([1, 2], [0.90, 0.92])}))
+    script = [sys.executable, str(REPO / "scripts/bench_stock_split_mnist.py"), "--summarize"]
+    out = tmp_path / "merged.json"
+    output = subprocess.run([*script, *map(str, files), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout
+    merged = json.loads(out.read_text())
+    assert merged[normalised]["seeds"] == [0, 1, 2] and merged[unit]["average_accuracy"] == [0.91, 0.90, 0.92]
+    assert "paired over seeds 0 1 2: +0.0100" in output  # differences 0.01, 0.02, 0.00
+    files[1].write_text(json.dumps({normalised: row([1], [0.5])}))
+    clash = subprocess.run([*script, *map(str, files)], cwd=REPO, capture_output=True, text=True)
+    assert clash.returncode != 0 and "seed 1 of 'GR (gaussian), SimpleMLP' is in another file too" in clash.stderr
