@@ -6,12 +6,12 @@ from typing import NamedTuple, Sequence
 
 import torch
 from avalanche.core import SupervisedPlugin
-from torchvision.transforms import Compose
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import InteractiveLogger
 from avalanche.training import Naive
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
+from torchvision.transforms import Compose
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def split_mnist_arguments(description: str) -> argparse.ArgumentParser:
     parser = arguments(description)
     parser.add_argument("--unit-pixels", action="store_true",
                         help="replace the benchmark's default normalisation by nothing: pixels in [0, 1], as in the "
-                             "reference protocol (a user's own solver forgets less with GR; docs/pipelines.md)")
+                             "reference protocol (docs/pipelines.md)")
     return parser
 
 

@@ -31,6 +31,7 @@ from avalanche.training import GenerativeReplay  # noqa: E402
 from examples import bir_split_mnist, gr_split_mnist  # noqa: E402
 from examples.common import FinalAccuracy, evaluator, seed_everything, train_and_evaluate  # noqa: E402
 from replay.bench.compare import paired_difference  # noqa: E402
+from replay.bench.results import write_json  # noqa: E402
 
 
 #: --pixels choice -> (suffix of the result's name, the examples' flags)
@@ -56,14 +57,6 @@ def timed(run) -> tuple[FinalAccuracy, float]:
 OURS = {"gr": "GR (gaussian), SimpleMLP", "bir": "BI-R (gmm), BIRModel"}
 EXAMPLES = {"gr": gr_split_mnist.main, "bir": bir_split_mnist.main}
 COLUMNS = ("seeds", "accuracy", "average_accuracy", "seconds")
-
-
-def write_json(path: Path, results: dict[str, dict]) -> None:
-    """Write ``results`` to ``path`` atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(path)
 
 
 def merge(paths: list[Path]) -> dict[str, dict]:

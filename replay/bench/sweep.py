@@ -241,7 +241,7 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
         for values in itertools.product(*(grid[key] for key in keys)):
             overrides = tuple(as_overrides({**shared_set, **entry_set}) + as_overrides(dict(zip(keys, values))))
             try:
-                config = resolve(copy.deepcopy(user), list(overrides))
+                config = resolve(user, list(overrides))
             except UserInputError as error:
                 sweep.rejected.append((overrides, " ".join(str(error).split())))
                 continue
