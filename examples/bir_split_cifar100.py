@@ -10,22 +10,23 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from avalanche.benchmarks.classic import SplitCIFAR100
+from avalanche.training.determinism.rng_manager import RNGManager
 
 from replay import BrainInspiredReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.models import BIRModel, ConvFeatureExtractor
 from replay.priors import build
 
 try:
-    from examples.common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from examples.common import FinalAccuracy, arguments, naive, train_and_evaluate
 except ImportError:  # run as a script
-    from common import FinalAccuracy, arguments, naive, seed_everything, train_and_evaluate
+    from common import FinalAccuracy, arguments, naive, train_and_evaluate
 
 
 def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--conv-weights", default=None, help="pre-trained conv layers (replay-bench pretrain-conv)")
     args = parser.parse_args(argv)
-    seed_everything(args.seed)
+    RNGManager.set_random_seeds(args.seed)
     benchmark = SplitCIFAR100(n_experiences=10, seed=args.seed, dataset_root=args.data)
     extractor = ConvFeatureExtractor.load_frozen(args.conv_weights) if args.conv_weights else ConvFeatureExtractor(frozen=True)
     model = BIRModel((3, 32, 32), 100, build("gmm", latent_dim=100, n_classes=100), hidden=(2000, 2000),

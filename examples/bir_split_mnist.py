@@ -8,22 +8,23 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from avalanche.benchmarks.classic import SplitMNIST
+from avalanche.training.determinism.rng_manager import RNGManager
 
 from replay import BrainInspiredReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.models import BIRModel
 from replay.priors import build
 
 try:
-    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
                                  split_mnist_arguments, train_and_evaluate)
 except ImportError:  # run as a script
-    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
                         split_mnist_arguments, train_and_evaluate)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     args = split_mnist_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    seed_everything(args.seed)
+    RNGManager.set_random_seeds(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data,
                            **mnist_transforms(args.unit_pixels))
     model = BIRModel((1, 28, 28), 10, build("gmm", latent_dim=100, n_classes=10), hidden=(400, 400), gate_prop=0.8,

@@ -9,7 +9,6 @@ from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.logging import InteractiveLogger
 from avalanche.training import Naive
-from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from torchvision.transforms import Compose
 
@@ -53,10 +52,6 @@ def naive(model: torch.nn.Module, lr: float, batch_size: int, plugins: Sequence[
     """Avalanche's ``Naive`` with Adam, one epoch per ``train`` call (the iteration budget sets its length)."""
     return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=lr), train_mb_size=batch_size,
                  train_epochs=1, eval_mb_size=1000, evaluator=evaluator(quiet), plugins=list(plugins))
-
-
-def seed_everything(seed: int) -> None:
-    RNGManager.set_random_seeds(seed)
 
 
 class FinalAccuracy(NamedTuple):

@@ -10,16 +10,17 @@ from typing import Optional, Sequence
 from avalanche.benchmarks.classic import SplitMNIST
 from avalanche.core import SupervisedPlugin
 from avalanche.models import SimpleMLP
+from avalanche.training.determinism.rng_manager import RNGManager
 
 from replay import GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.generators import mlp_vae
 from replay.priors import build
 
 try:
-    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+    from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
                                  split_mnist_arguments, train_and_evaluate)
 except ImportError:  # run as a script
-    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive, seed_everything,
+    from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
                         split_mnist_arguments, train_and_evaluate)
 
 
@@ -27,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
          other_plugins: Sequence[SupervisedPlugin] = (), name: str = "GR") -> FinalAccuracy:
     """Train GR with ``prior`` (and the user's ``other_plugins``) on the stream; return its final accuracy."""
     args = split_mnist_arguments(__doc__.splitlines()[0]).parse_args(argv)
-    seed_everything(args.seed)
+    RNGManager.set_random_seeds(args.seed)
     benchmark = SplitMNIST(n_experiences=5, seed=args.seed, dataset_root=args.data,
                            **mnist_transforms(args.unit_pixels))
     solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)

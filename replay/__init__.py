@@ -1,16 +1,27 @@
-"""replay: generative replay (GR, BI-R) with swappable latent priors, as Avalanche plugins."""
+"""replay: generative replay (GR, BI-R) with swappable latent priors, as Avalanche plugins.
+
+The plugins and metrics named here load on first use, so that ``import replay.priors`` or ``replay.generators``
+(plain torch) does not import Avalanche.
+"""
+import importlib
 import warnings
+from typing import Any
 
 # Avalanche imports qpsolvers for its GEM plugin at import time and warns when no QP solver is installed; nothing
 # here uses GEM, and the warning would be the first line of every replay-bench command.
 warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
 
-from replay.plugins import (  # noqa: E402
-    BrainInspiredReplayPlugin, FeatureCache, FiniteGuardPlugin, GenerativeReplayPlugin, InMemoryBatches, IterationBudget,
-    MixedPrecision, SeenUnitsMask,
-)
-from replay.metrics import ReplayLossMetric, ReplayShareMetric  # noqa: E402
-
 __version__ = "0.1.0"
-__all__ = ["GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask", "InMemoryBatches",
-           "MixedPrecision", "ReplayLossMetric", "ReplayShareMetric", "FeatureCache", "FiniteGuardPlugin"]
+_EXPORTS = {
+    "ReplayPlugin": "replay.plugins", "GenerativeReplayPlugin": "replay.plugins",
+    "BrainInspiredReplayPlugin": "replay.plugins", "IterationBudget": "replay.plugins", "SeenUnitsMask": "replay.plugins",
+    "InMemoryBatches": "replay.plugins", "MixedPrecision": "replay.plugins", "FeatureCache": "replay.plugins",
+    "FiniteGuardPlugin": "replay.plugins", "ReplayLossMetric": "replay.metrics", "ReplayShareMetric": "replay.metrics",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'replay' has no attribute {name!r}")

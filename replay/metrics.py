@@ -1,6 +1,7 @@
-"""Avalanche metrics of the replay plugins, through ``EvaluationPlugin`` and its loggers: their named loss terms
-(``ReplayLossMetric``), how their replay divides among the earlier experiences (``ReplayShareMetric``) and what
-their generator replays, judged by a separate classifier (``ReplayQualityMetric``)."""
+"""Avalanche metrics of any replay method (``ReplayPlugin``), through ``EvaluationPlugin`` and its loggers: its
+named loss terms (``ReplayLossMetric``), how its replay divides among the earlier experiences
+(``ReplayShareMetric``) and what it replays, judged by a separate classifier (``ReplayQualityMetric``). They ask the
+plugin's method for what they need (``replay.methods.ReplayMethod``), never its type."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -17,9 +18,9 @@ from avalanche.evaluation.metric_results import MetricValue
 
 from replay.checks import COUNT
 from replay.errors import UserInputError
-from replay.plugins.bir import BrainInspiredReplayPlugin
-from replay.plugins.common import ReplayTrace
+from replay.methods.base import ReplayMethod
 from replay.plugins.protocol import materialize
+from replay.plugins.replay import ReplayPlugin
 from replay.quality import Judge, replay_quality
 from replay.random_state import preserved_rng
 
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
 
 
 class ReplayLossMetric(PluginMetric[dict]):
-    """Means of a replay plugin's named loss terms (``GenerativeReplayPlugin``: ``current``, ``replay``,
-    ``generator``; ``BrainInspiredReplayPlugin``: ``classification``/``recon``/``reg``, each ``_current`` and
-    ``_replay``; with distillation, ``classification_replay`` is the distillation loss).
+    """Means of a replay method's named loss terms (GR: ``current``, ``replay``, ``generator``; BI-R:
+    ``classification``/``recon``/``reg``, each ``_current`` and ``_replay``; with distillation,
+    ``classification_replay`` is the distillation loss).
 
     Every ``every`` training iterations it emits the window's mean of each term as
     ``ReplayLoss_MB/<term>/train_phase/train_stream`` (x = the training iterations seen so far), and at the
@@ -49,7 +50,7 @@ class ReplayLossMetric(PluginMetric[dict]):
         self._experience: dict[str, tuple[float, int]] = {}  # (sum, iterations) per term, from finished windows
         self._iterations = 0
         self._on_device = False
-        self._source: Optional[ReplayTrace] = None
+        self._source: Optional[ReplayPlugin] = None
 
     def result(self) -> dict:
         return self.experience_means[-1] if self.experience_means else {}
@@ -105,7 +106,7 @@ class ReplayShareMetric(PluginMetric[list]):
         self._counts: Optional[Tensor] = None
         self._origins: Optional[Tensor] = None
         self._iterations = 0
-        self._source: Optional[ReplayTrace] = None
+        self._source: Optional[ReplayPlugin] = None
 
     def result(self) -> Optional[list[float]]:
         return self.experience_shares[-1] if self.experience_shares else None
@@ -188,13 +189,13 @@ def accumulate(totals: dict[str, tuple[float, int]], name: str, total: float, co
     totals[name] = (previous + total, seen + count)
 
 
-def replay_source(strategy: SupervisedTemplate) -> ReplayTrace:
-    """The strategy's replay plugin (the first plugin that keeps a replay trace)."""
+def replay_source(strategy: SupervisedTemplate) -> ReplayPlugin:
+    """The strategy's replay plugin (the first ``ReplayPlugin``: GR's, BI-R's or any method's)."""
     for plugin in strategy.plugins:
-        if isinstance(plugin, ReplayTrace):
+        if isinstance(plugin, ReplayPlugin):
             return plugin
-    raise UserInputError("the replay metrics need a GenerativeReplayPlugin or BrainInspiredReplayPlugin among the "
-                     "strategy's plugins")
+    raise UserInputError("the replay metrics need a ReplayPlugin (e.g. GenerativeReplayPlugin or "
+                         "BrainInspiredReplayPlugin) among the strategy's plugins")
 
 
 class ReplayQualityMetric(PluginMetric[dict]):
@@ -242,10 +243,11 @@ class ReplayQualityMetric(PluginMetric[dict]):
         self.per_experience = []
 
     def before_training(self, strategy: SupervisedTemplate) -> None:
-        model = getattr(strategy.model, "feature_extractor", None)
-        if isinstance(replay_source(strategy), BrainInspiredReplayPlugin) and model is not None:
-            raise UserInputError("ReplayQualityMetric judges images; this BIRModel replays conv features "
-                                 "(internal replay): leave the metric out")
+        method = replay_source(strategy).method
+        if not method.replays_images(strategy.model):
+            raise UserInputError(f"ReplayQualityMetric judges images; {type(method).__name__} with this "
+                                 f"{type(strategy.model).__name__} replays none (e.g. conv features: internal replay): "
+                                 "leave the metric out")
 
     def real_images(self, classes: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Up to ``real_per_class`` test images of each class (test experiences read once, when first needed)."""
@@ -259,12 +261,13 @@ class ReplayQualityMetric(PluginMetric[dict]):
         x = torch.cat([self._real[c][:per_class] for c in classes])
         return x, torch.cat([torch.full((len(self._real[c][:per_class]),), c) for c in classes])
 
-    def measure(self, plugin: ReplayTrace, name: str) -> tuple[dict, Tensor]:
-        """The measures and the sample grid of what ``plugin`` replays now (its frozen generator), over the classes
-        of its finished experiences; the grid is also written as ``image_dir/<name>.png``."""
-        classes = list(plugin.method.classes.finished)
+    def measure(self, method: ReplayMethod, name: str) -> tuple[dict, Tensor]:
+        """The measures and the sample grid of what ``method`` replays now (``judge_samples``), over the classes of
+        its finished experiences; the grid is also written as ``image_dir/<name>.png``."""
+        classes = list(method.classes.finished)
         per_class = min(self.samples_per_class, max(self.k + 1, self.max_samples // len(classes)))
-        replay, intended, to_unit = draw_for_judging(plugin, classes, per_class)
+        samples = method.judge_samples(classes, per_class)
+        replay, intended, to_unit = samples.x, samples.intended, samples.to_unit
         self.judge.to(replay.device)
         real, real_labels = self.real_images(classes)
         measures = replay_quality(self.judge, replay, real, real_labels, classes, intended, self.k)
@@ -278,7 +281,7 @@ class ReplayQualityMetric(PluginMetric[dict]):
     def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:
         experience = strategy.experience.current_experience
         with preserved_rng():  # the samples judged here leave training's random stream as it was
-            measures, grid = self.measure(replay_source(strategy), f"exp{experience:03d}")
+            measures, grid = self.measure(replay_source(strategy).method, f"exp{experience:03d}")
         self.per_experience.append(measures)
         step = strategy.clock.train_iterations
         values = [MetricValue(self, f"ReplayQuality_Exp/{name}/train_phase/train_stream/Exp{experience:03d}", value, step)
@@ -302,19 +305,3 @@ class ReplayQualityMetric(PluginMetric[dict]):
 
     def __str__(self) -> str:
         return "ReplayQuality"
-
-
-@torch.no_grad()
-def draw_for_judging(plugin: ReplayTrace, classes: Sequence[int], per_class: int) -> tuple[Tensor, Optional[Tensor], Any]:
-    """(replay samples, the class each was drawn for or None when unconditional, their map to [0, 1] pixels) from
-    the plugin's frozen generator."""
-    if isinstance(plugin, BrainInspiredReplayPlugin):
-        model = plugin.method.frozen_model
-        wanted = torch.as_tensor(classes, device=model.class_to_context.device).repeat_interleave(per_class)
-        return model.generate(wanted, plugin.method.conditional), wanted, model.data_to_unit
-    generator = plugin.method.frozen_generator
-    device = next(generator.parameters()).device
-    if generator.prior.conditional:
-        wanted = torch.as_tensor(classes, device=device).repeat_interleave(per_class)
-        return generator.generate(len(wanted), wanted), wanted, generator.data_to_unit
-    return generator.generate(per_class * len(classes)), None, generator.data_to_unit

@@ -1,4 +1,5 @@
-"""Ready ``SupervisedTemplate`` strategies with a replay plugin attached."""
+"""Ready ``SupervisedTemplate`` strategies with a replay plugin attached (named apart from Avalanche's own
+``GenerativeReplay`` strategy)."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -15,7 +16,7 @@ from replay.plugins.bir import BrainInspiredReplayPlugin
 from replay.plugins.gr import GenerativeReplayPlugin
 
 
-class GenerativeReplay(SupervisedTemplate):
+class GenerativeReplayStrategy(SupervisedTemplate):
     """Generative replay: ``model`` is the solver, ``generator`` a VAE; replay options go to the plugin.
 
     Args:
@@ -35,7 +36,7 @@ class GenerativeReplay(SupervisedTemplate):
                          **template_kwargs)
 
 
-class BrainInspiredReplay(SupervisedTemplate):
+class BrainInspiredReplayStrategy(SupervisedTemplate):
     """Brain-inspired replay on a :class:`BIRModel`; replay options go to the plugin.
 
     Args:

@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from avalanche.benchmarks.classic import SplitMNIST  # noqa: E402
 from avalanche.models import SimpleMLP  # noqa: E402
 from avalanche.training import GenerativeReplay  # noqa: E402
+from avalanche.training.determinism.rng_manager import RNGManager  # noqa: E402
 
 from examples import bir_split_mnist, gr_split_mnist  # noqa: E402
-from examples.common import FinalAccuracy, evaluator, seed_everything, train_and_evaluate  # noqa: E402
+from examples.common import FinalAccuracy, evaluator, train_and_evaluate  # noqa: E402
 from replay.bench.compare import paired_difference  # noqa: E402
 from replay.bench.results import write_json  # noqa: E402
 
@@ -40,7 +41,7 @@ PIXELS = {"normalised": ("", []), "unit": (", pixels in [0, 1]", ["--unit-pixels
 
 def avalanche_gr(data: str, seed: int, epochs: int) -> FinalAccuracy:
     """Avalanche's ``GenerativeReplay`` with its default VAE, on the same stream and solver."""
-    seed_everything(seed)
+    RNGManager.set_random_seeds(seed)
     benchmark = SplitMNIST(n_experiences=5, seed=seed, dataset_root=data)
     solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)
     strategy = GenerativeReplay(model=solver, optimizer=torch.optim.Adam(solver.parameters(), lr=1e-3),

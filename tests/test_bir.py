@@ -10,7 +10,7 @@ from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 from replay import IterationBudget, SeenUnitsMask
 from replay.models import BIRModel, ConvFeatureExtractor
 from replay.priors import build
-from replay.strategies import BrainInspiredReplay
+from replay.strategies import BrainInspiredReplayStrategy
 from scenarios.streams import class_incremental_benchmark
 
 
@@ -20,7 +20,7 @@ def bir_model(prior="gmm", gate_prop=0.5, extractor=None, input_shape=(16,), hid
 
 
 def bir_strategy(model, iterations=40, plugins=(), **options):
-    return BrainInspiredReplay(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), replay_options=options,
+    return BrainInspiredReplayStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), replay_options=options,
                                train_mb_size=32, eval_mb_size=256, plugins=[SeenUnitsMask(), IterationBudget(iterations), *plugins],
                                evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))
 

@@ -20,7 +20,7 @@ from replay import GenerativeReplayPlugin, InMemoryBatches, IterationBudget, Mix
 from replay.generators import mlp_vae
 from replay.models import BIRModel, MLPClassifier
 from replay.priors import build
-from replay.strategies import BrainInspiredReplay
+from replay.strategies import BrainInspiredReplayStrategy
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 PRIORS = ("gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cgm")
@@ -80,7 +80,7 @@ def test_gr_stays_on_the_device(tiny_stream, prior, device):
 def test_bir_stays_on_the_device(tiny_stream, prior, device):
     torch.manual_seed(0)
     model = BIRModel((16,), 4, build(prior, latent_dim=4, n_classes=4), (32, 32), gate_prop=0.5)
-    strategy = BrainInspiredReplay(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+    strategy = BrainInspiredReplayStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
                                    **common_options(device, []))
     probe = ReplayDeviceProbe(strategy.replay_plugin)
     strategy.plugins.append(probe)  # reads the replay made in before_forward: its place in the list does not matter

@@ -9,7 +9,7 @@ import pytest
 
 PUBLIC = ["replay", "replay.priors", "replay.methods", "replay.generators", "replay.models", "replay.plugins"]
 #: public functions and classes of modules without ``__all__``
-EXTRA = {"replay.strategies": ["GenerativeReplay", "BrainInspiredReplay"],
+EXTRA = {"replay.strategies": ["GenerativeReplayStrategy", "BrainInspiredReplayStrategy"],
          "replay.cl_metrics": ["average_accuracy_curve", "backward_transfer", "forgetting_per_experience",
                                "average_forgetting", "intransigence", "forward_transfer", "summary"],
          "scenarios.streams": ["split_mnist", "permuted_mnist", "split_cifar100", "build_stream",

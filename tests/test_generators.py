@@ -5,16 +5,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from replay.generators import Bernoulli, UnitGaussian, conv_vae, likelihood, mlp_vae
+from replay.generators import BernoulliLikelihood, UnitGaussianLikelihood, conv_vae, likelihood, mlp_vae
 from replay.priors import PRIORS, build
 
 
 def test_bernoulli_nll_is_binary_cross_entropy_with_named_reductions():
     logits, x = torch.randn(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
     per_unit = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1)
-    assert torch.allclose(Bernoulli.nll(logits, x, "mean"), per_unit.mean(1), atol=1e-5)
-    assert torch.allclose(Bernoulli.nll(logits, x, "sum"), per_unit.sum(1), atol=1e-3)
-    assert torch.allclose(Bernoulli.mean(logits), torch.sigmoid(logits))
+    assert torch.allclose(BernoulliLikelihood.nll(logits, x, "mean"), per_unit.mean(1), atol=1e-5)
+    assert torch.allclose(BernoulliLikelihood.nll(logits, x, "sum"), per_unit.sum(1), atol=1e-3)
+    assert torch.allclose(BernoulliLikelihood.mean(logits), torch.sigmoid(logits))
 
 
 def test_bernoulli_nll_matches_torch_in_value_and_gradient_even_for_extreme_logits():
@@ -23,22 +23,22 @@ def test_bernoulli_nll_matches_torch_in_value_and_gradient_even_for_extreme_logi
     x = torch.rand_like(logits)
     x[0] = x[0].round()
     reference = logits.detach().clone().requires_grad_()
-    ours = Bernoulli.nll(logits, x, "sum")
+    ours = BernoulliLikelihood.nll(logits, x, "sum")
     expected = F.binary_cross_entropy_with_logits(reference, x, reduction="none").sum(1)
     assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-12) and ours.dtype == torch.float64
     weights = torch.rand(len(ours), dtype=torch.float64)
     (ours * weights).sum().backward()
     (expected * weights).sum().backward()
     assert torch.allclose(logits.grad, reference.grad, rtol=1e-12, atol=1e-15)
-    assert Bernoulli.nll(logits.detach().bfloat16(), x.float(), "mean").dtype == torch.float32
+    assert BernoulliLikelihood.nll(logits.detach().bfloat16(), x.float(), "mean").dtype == torch.float32
 
 
 def test_gaussian_nll_is_the_unit_variance_log_density():
     output, x = torch.randn(4, 10), torch.randn(4, 10)
     expected = -torch.distributions.Normal(output, 1.0).log_prob(x).mean(1)
-    assert torch.allclose(UnitGaussian.nll(output, x, "mean"), expected, atol=1e-6)
+    assert torch.allclose(UnitGaussianLikelihood.nll(output, x, "mean"), expected, atol=1e-6)
     with pytest.raises(ValueError, match="unknown reduction 'max'"):
-        UnitGaussian.nll(output, x, "max")
+        UnitGaussianLikelihood.nll(output, x, "max")
     with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
         likelihood("poisson")
 
@@ -74,7 +74,7 @@ def test_conv_vae_and_a_gaussian_vae_on_features():
     x = torch.randn(4, 3, 32, 32)
     assert conv.loss_terms(x)["recon"].shape == (4,) and conv.generate(2).shape == (2, 3, 32, 32)
     features = mlp_vae((1024,), build("gmm", latent_dim=8, n_classes=2), hidden=(64,), likelihood="gaussian")
-    assert features.likelihood is UnitGaussian and features.n_inputs == 1024
+    assert features.likelihood is UnitGaussianLikelihood and features.n_inputs == 1024
     assert features.loss_terms(torch.randn(4, 1024), labels=torch.tensor([0, 1, 0, 1]))["recon"].shape == (4,)
 
 

@@ -15,7 +15,7 @@ from replay import GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.generators import mlp_vae
 from replay.models import MLPClassifier
 from replay.priors import build
-from replay.strategies import GenerativeReplay
+from replay.strategies import GenerativeReplayStrategy
 
 
 def make_naive(model, plugins, iterations=60):
@@ -133,11 +133,11 @@ def test_ready_strategy_and_generator_after_schedule(tiny_stream):
     torch.manual_seed(0)
     model = MLPClassifier((16,), 4, (32,))
     generator = mlp_vae((16,), build("binarized_gaussian", latent_dim=4, r=0.5), hidden=(32,))
-    strategy = GenerativeReplay(model=model, optimizer=torch.optim.Adam(model.parameters()), generator=generator,
+    strategy = GenerativeReplayStrategy(model=model, optimizer=torch.optim.Adam(model.parameters()), generator=generator,
                                 replay_options={"generator_schedule": "after", "generator_iterations": 7},
                                 train_mb_size=32, plugins=[IterationBudget(5)], evaluator=None)
     before = {k: v.clone() for k, v in generator.state_dict().items()}
     strategy.train(tiny_stream.train_stream[0])
     assert any(not torch.equal(before[k], v) for k, v in generator.state_dict().items())
-    with pytest.raises(ValueError, match="unknown replay targets"):
+    with pytest.raises(ValueError, match="method.targets: .medium. is not allowed; allowed: hard, soft"):
         GenerativeReplayPlugin(generator, targets="medium")

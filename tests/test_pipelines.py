@@ -21,7 +21,8 @@ from avalanche.training.plugins import (
 from replay import BrainInspiredReplayPlugin, GenerativeReplayPlugin, IterationBudget, ReplayLossMetric, SeenUnitsMask
 from replay.compat import patch_wandb_for_avalanche
 from replay.errors import UserInputError
-from replay.generators import Normalization, find_normalization, mlp_vae, vae_training
+from replay.generators import Normalization, find_normalization, mlp_vae
+from replay.plugins import vae_training
 from replay.models import BIRModel
 from replay.priors import build
 from scenarios.streams import class_incremental_benchmark

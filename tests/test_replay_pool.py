@@ -9,7 +9,7 @@ from replay.generators import mlp_vae
 from replay.models import BIRModel, MLPClassifier
 from replay.methods.lifecycle import ReplayPool
 from replay.priors import build
-from replay.strategies import BrainInspiredReplay, GenerativeReplay
+from replay.strategies import BrainInspiredReplayStrategy, GenerativeReplayStrategy
 
 
 class CountingDraw:
@@ -56,14 +56,14 @@ def test_pool_refuses_a_chunk_that_is_not_a_positive_integer(chunk):
 def gr_strategy(replay_chunk: int, iterations: int):
     model = MLPClassifier((16,), 4, (32,))
     generator = mlp_vae((16,), build("gaussian", latent_dim=4), hidden=(32,))
-    return GenerativeReplay(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), generator=generator,
+    return GenerativeReplayStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2), generator=generator,
                             replay_options={"replay_chunk": replay_chunk}, train_mb_size=32,
                             plugins=[SeenUnitsMask(), IterationBudget(iterations)], evaluator=None)
 
 
 def bir_strategy(replay_chunk: int, iterations: int):
     model = BIRModel((16,), 4, build("gmm", latent_dim=4, n_classes=4), (32, 32), gate_prop=0.5)
-    return BrainInspiredReplay(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+    return BrainInspiredReplayStrategy(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
                                replay_options={"replay_chunk": replay_chunk}, train_mb_size=32,
                                plugins=[SeenUnitsMask(), IterationBudget(iterations)], evaluator=None)
 
@@ -101,6 +101,6 @@ def test_replay_chunk_reaches_the_plugins_from_a_run_config(tmp_path, mnist_root
     for method in ("gr", "bir"):
         config = resolve({"method": {"name": method, "replay_chunk": 8}, "stream": {"root": str(mnist_root)},
                           "iterations_per_experience": 1})
-        assert build_experiment(config, tmp_path / method).strategy.replay_plugin.method.lifecycle.pool.chunk == 8
+        assert build_experiment(config, tmp_path / method).replay_plugin.method.lifecycle.pool.chunk == 8
     with pytest.raises(ConfigError, match="replay_chunk"):
         resolve({"method": {"name": "bir", "replay_chunk": "many"}})

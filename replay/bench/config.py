@@ -1,7 +1,8 @@
 """Run configurations: defaults, YAML loading, ``--set`` overrides and strict validation.
 
-A config is a nested dict. Every key is declared once, with its default, type and allowed values (``SCHEMA``,
-``METHOD_SCHEMAS``, and each prior's constructor for ``prior.<key>``); a stream's protocol overrides some defaults
+A config is a nested dict. Every key is declared once, with its default, type and allowed values: ``SCHEMA`` for the
+run's own keys, the method's constructor and its model builder's for ``method.<key>`` (``replay.methods``,
+``replay.bench.builders``), the prior's constructor for ``prior.<key>``; a stream's protocol overrides some defaults
 (``replay.bench.protocols``), so a config file holds only what differs. Validation runs before any work and raises
 ``ConfigError`` with one line naming the key and what is allowed.
 """
@@ -9,46 +10,27 @@ from __future__ import annotations
 
 import copy
 import re
-import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
+from replay.bench.builders import builder_class
+from replay.bench.protocols import PROTOCOLS
 from replay.checks import COUNT, POSITIVE, Range
 from replay.errors import UserInputError
-from replay.bench.protocols import PROTOCOLS
-from replay.priors import PRIORS, prior_parameters
+from replay.methods import METHODS as REPLAY_METHODS, method_schema
+from replay.priors import PRIORS, prior_schema
+from replay.schema import Key, constructor_keys
 from scenarios.streams import STREAMS, check_stream
 
-METHODS = ("naive", "joint", "gr", "bir")
+#: methods without replay: fine-tuning (the lower bound) and training on all data so far (the upper bound)
+BASELINES = ("naive", "joint")
 LOGGERS = ("text", "csv", "tensorboard", "wandb", "interactive")
 
 
 class ConfigError(UserInputError):
     """A configuration problem, stated in one line."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its default, its type and the values it allows.
-
-    Args:
-        default: the value when the config does not set it (``None``: "not set"; see ``nullable``).
-        kind: the type of its values (``int``, ``float``, ``bool``, ``str`` or ``list``); a ``float`` key takes ints.
-        choices: the allowed values of a ``str`` key (empty: any).
-        range: the allowed numbers of a numeric key, or of each element of a ``list`` key.
-        nullable: ``null`` is allowed (the key then means "the stream's protocol" or "not given").
-        length: the required length of a ``list`` key (None: any non-empty length).
-    """
-
-    default: Any
-    kind: type
-    choices: tuple = ()
-    range: Optional[Range] = None
-    nullable: bool = False
-    length: Optional[int] = None
 
 
 # The keys of every run, with their base defaults (a stream's protocol overrides some: replay.bench.protocols).
@@ -75,45 +57,21 @@ SCHEMA: dict[str, Any] = {
     "loggers": Key(["text"], list, LOGGERS),  # Avalanche loggers: text (log.txt), csv, tensorboard, wandb, interactive
 }
 
-# Each method's own keys (``method.<key>``); ``null`` defaults mean the stream's protocol or "as the solver".
-METHOD_SCHEMAS: dict[str, dict[str, Key]] = {
-    "naive": {},
-    "joint": {},
-    "gr": {
-        "replay_size": Key(None, int, range=COUNT, nullable=True),  # replayed samples per iteration (null: the batch)
-        "replay_chunk": Key(1, int, range=COUNT),  # draw the replay of this many iterations at once
-        "targets": Key("hard", str, ("hard", "soft")),  # soft: distillation
-        "temperature": Key(2.0, float, range=POSITIVE),
-        "generator_schedule": Key("alongside", str, ("alongside", "after")),
-        "generator_iterations": Key(None, int, range=COUNT, nullable=True),  # for 'after' (null: the solver's)
-        "generator_hidden": Key(None, list, range=COUNT, nullable=True),  # null: the solver's hidden sizes
-    },
-    "bir": {
-        "replay_size": Key(None, int, range=COUNT, nullable=True),
-        "replay_chunk": Key(1, int, range=COUNT),
-        "distill": Key(True, bool),  # soft targets (T^2-scaled) for replayed samples; false: hard labels
-        "temperature": Key(2.0, float, range=POSITIVE),
-        "conditional": Key(True, bool),  # replay a chosen class from its prior mode; false: unconditional z
-        "gating": Key(True, bool),  # context gates in the decoder
-        "gate_prop": Key(None, float, range=Range(0, 1, high_open=True), nullable=True),  # null: the protocol's
-        "gate_contexts": Key(None, str, ("class", "task"), nullable=True),  # null: the protocol's
-        "internal_replay": Key(None, bool, nullable=True),  # replay conv features (null: whenever there are some)
-    },
-}
+def method_names() -> tuple[str, ...]:
+    """Every method a config may name: the baselines, then the registered replay methods."""
+    return (*BASELINES, *REPLAY_METHODS)
 
 
-def prior_schema(name: str) -> dict[str, Key]:
-    """The keys of ``prior.<key>`` for a registered prior: defaults from its constructor, types from its annotations,
-    ranges from its ``ranges``; string parameters take the values its ``choices`` name (any when it names none)."""
-    cls = PRIORS[name]
-    hints = typing.get_type_hints(cls.__init__)
-    keys = {}
-    for key, default in prior_parameters(name).items():
-        hint = hints[key]
-        optional = type(None) in typing.get_args(hint)
-        kind = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
-        keys[key] = Key(default, kind, cls.choices.get(key, ()), cls.ranges.get(key), optional)
-    return keys
+def uses_prior(method: str) -> bool:
+    """Whether the method's model or generator takes the config's prior."""
+    return method not in BASELINES and builder_class(method).uses_prior
+
+
+def method_keys(method: str) -> dict[str, Key]:
+    """The keys of ``method.<key>``: the method's constructor's, then its model builder's (none for baselines)."""
+    if method in BASELINES:
+        return {}
+    return {**method_schema(method), **constructor_keys(builder_class(method))}
 
 
 def defaults_of(schema: Any) -> Any:
@@ -199,12 +157,12 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     """
     user = apply_overrides(user, overrides or [])
     stream_name = _chosen_name(user, "stream", STREAMS)
-    method_name = _chosen_name(user, "method", METHODS)
+    method_name = _chosen_name(user, "method", method_names())
     prior_name = _chosen_name(user, "prior", tuple(PRIORS))
-    if method_name in ("naive", "joint") and user.get("prior", {}) is None:
+    if not uses_prior(method_name) and user.get("prior", {}) is None:
         user = {k: v for k, v in user.items() if k != "prior"}  # a resolved config, resolved again
     schema = {"stream": SCHEMA["stream"],
-              "method": {"name": Key(method_name, str, METHODS), **METHOD_SCHEMAS[method_name]},
+              "method": {"name": Key(method_name, str, method_names()), **method_keys(method_name)},
               "prior": {"name": Key(prior_name, str, tuple(PRIORS)), **prior_schema(prior_name)}, **SCHEMA}
     defaults = deep_update(defaults_of(schema), PROTOCOLS[stream_name].defaults)
     _check_keys(user, defaults, [])
@@ -213,7 +171,7 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     check_stream(stream_name, config["stream"]["n_experiences"], config["stream"]["scenario"])
     if len(set(config["loggers"])) != len(config["loggers"]):
         raise ConfigError(f"loggers: a logger is repeated; allowed: {', '.join(LOGGERS)}, each at most once")
-    if method_name in ("naive", "joint"):
+    if not uses_prior(method_name):
         config["prior"] = None
     return config
 

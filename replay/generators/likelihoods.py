@@ -45,7 +45,7 @@ class _BernoulliNLLPerUnit(torch.autograd.Function):
         return torch.sigmoid(logits).sub_(target).mul_(grad), None
 
 
-class Bernoulli:
+class BernoulliLikelihood:
     """Pixels in [0, 1]: decoder logits a, mean = sigmoid(a), NLL = binary cross-entropy
     ``-x log sigmoid(a) - (1 - x) log(1 - sigmoid(a))`` per unit (computed in at least float32 from the logits).
     """
@@ -64,7 +64,7 @@ class Bernoulli:
         return _reduce(per_unit, reduction)
 
 
-class UnitGaussian:
+class UnitGaussianLikelihood:
     """Real-valued data: decoder gives the mean, NLL = 0.5 (x - mean)^2 + 0.5 log(2 pi) per unit."""
 
     name = "gaussian"
@@ -80,7 +80,7 @@ class UnitGaussian:
         return _reduce(per_unit, reduction)
 
 
-LIKELIHOODS = {"bernoulli": Bernoulli, "gaussian": UnitGaussian}
+LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": UnitGaussianLikelihood}
 
 
 def likelihood(name: str) -> type:

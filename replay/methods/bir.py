@@ -4,19 +4,20 @@ named loss terms of current and replayed samples. ``replay.plugins.BrainInspired
 Avalanche strategy whose model is a ``BIRModel``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
+from replay.checks import POSITIVE
+from replay.errors import UserInputError
 from replay.generators.data_guard import DataGuard
+from replay.generators.refit import refit_prior
+from replay.methods.base import Context, JudgeSamples, ReplayMethod
 from replay.methods.distillation import distillation_loss
-from replay.methods.lifecycle import ReplayLifecycle, ReplayMethod, frozen_copy, refit_prior
+from replay.methods.lifecycle import frozen_copy
 from replay.models.bir import BIRModel
-
-if TYPE_CHECKING:
-    from avalanche.benchmarks import CLExperience
 
 
 class BrainInspiredReplayMethod(ReplayMethod):
@@ -43,13 +44,15 @@ class BrainInspiredReplayMethod(ReplayMethod):
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
     """
 
+    ranges = {**ReplayMethod.ranges, "temperature": POSITIVE}
+
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
                  conditional: bool = True, replay_chunk: int = 1):
-        self.replay_size, self.distill, self.temperature, self.conditional = replay_size, distill, temperature, conditional
-        self.lifecycle = ReplayLifecycle(replay_chunk)
+        super().__init__(replay_size, replay_chunk)
+        self.distill, self.temperature, self.conditional = distill, temperature, conditional
         self.frozen_model: Optional[BIRModel] = None
         self.data_guard = DataGuard("BrainInspiredReplayPlugin")
-        self._pending_frozen: Optional[dict] = None  # a loaded frozen model's state, until the model is at hand
+        self._pending: dict = {}  # a loaded frozen model's state, until the model is at hand
 
     @property
     def replaying(self) -> bool:
@@ -57,42 +60,39 @@ class BrainInspiredReplayMethod(ReplayMethod):
         return self.frozen_model is not None
 
     # -- experiences -----------------------------------------------------------------------------------------
-    def start(self, model: BIRModel, experience: CLExperience, device: torch.device) -> None:
-        """Before ``experience`` trains ``model`` on ``device``.
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse any model but a ``BIRModel`` (classifier and VAE in one network)."""
+        if not isinstance(model, BIRModel):
+            raise UserInputError(f"BrainInspiredReplayPlugin needs a replay.models.BIRModel as the strategy's model, "
+                                 f"got {type(model).__name__}")
 
-        Args:
-            model: the strategy's model.
-            experience: the experience about to train.
-            device: the training device.
-        """
-        model.prior.observe_classes(experience.classes_in_this_experience)
+    def start(self, context: Context) -> None:
+        """Before an experience trains the model: the prior told the classes, the data's normalisation adopted, the
+        frozen model on the device."""
+        model = context.model
+        model.prior.observe_classes(context.classes)
         self.bind(model)
-        self.data_guard.start(model, [self.frozen_model], experience)
+        self.data_guard.start(model, [self.frozen_model], context.experience)
         if self.frozen_model is not None:
-            self.frozen_model.to(device)
-        self.lifecycle.start(experience.classes_in_this_experience, device)
+            self.frozen_model.to(context.device)
+        super().start(context)
 
     def bind(self, model: BIRModel) -> None:
         """Build the frozen model of a loaded state, now that a model of its architecture is at hand."""
-        if self._pending_frozen is not None:
+        if "frozen_model" in self._pending:
             self.frozen_model = frozen_copy(model)
-            self.frozen_model.load_state_dict(self._pending_frozen)
-            self._pending_frozen = None
+            self.frozen_model.load_state_dict(self._pending.pop("frozen_model"))
 
     @torch.no_grad()
-    def finish(self, model: BIRModel, experience: CLExperience, device: torch.device) -> None:
-        """After ``experience`` trained ``model``: the prior's hook (refit on the current data's latents plus as many
-        replayed samples, labelled by their drawn class), then a fresh frozen copy.
-
-        Args:
-            model: the strategy's model.
-            experience: the experience just trained on.
-            device: the training device.
-        """
-        refit_prior(model.prior, model, experience.dataset, device, self.labelled_replay if self.replaying else None)
+    def finish(self, context: Context) -> None:
+        """After an experience trained the model: the prior's hook (refit on the current data's latents plus as many
+        replayed samples, labelled by their drawn class), then a fresh frozen copy."""
+        model = context.model
+        refit_prior(model.prior, model, context.experience.dataset, context.device,
+                    self.labelled_replay if self.replaying else None)
         self.lifecycle.pool.clear()
         self.frozen_model = frozen_copy(model)
-        self.lifecycle.finish(experience.classes_in_this_experience)
+        super().finish(context)
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -109,7 +109,7 @@ class BrainInspiredReplayMethod(ReplayMethod):
         replay = self.draw(n)
         return replay["x"], replay["classes"]
 
-    def replay_labels(self, replay: dict[str, Tensor]) -> Tensor:
+    def replay_classes(self, replay: dict[str, Tensor]) -> Tensor:
         """The frozen model's top class of each replayed sample (its hard label without distillation).
 
         Args:
@@ -117,9 +117,13 @@ class BrainInspiredReplayMethod(ReplayMethod):
         """
         return self.classes.top_previous(replay["teacher_scores"])
 
-    def check_data(self, model: BIRModel, x: Tensor) -> None:
-        """Raise on the experience's first batch if the model's likelihood cannot score ``x``."""
+    def forward_inputs(self, model: BIRModel, x: Tensor, replay: Optional[dict[str, Tensor]]) -> Tensor:
+        """The current inputs (in replay space when there is replay), then the replay's; the model keeps the
+        activations of this forward pass for the VAE terms (``BIRModel.capture_next_forward``). The experience's
+        first batch is checked against the likelihood."""
         self.data_guard.check(model, x)
+        model.capture_next_forward()
+        return x if replay is None else torch.cat([model.to_replay_space(x), replay["x"]])
 
     # -- losses ----------------------------------------------------------------------------------------------
     def replay_targets(self, model: BIRModel, replay: dict[str, Tensor], scores: Tensor) -> dict:
@@ -138,11 +142,11 @@ class BrainInspiredReplayMethod(ReplayMethod):
             probs = active_probs.new_zeros(len(scores), model.n_classes).index_copy_(1, classes.active, active_probs)
             return {"gate": model.context_gate(class_probs=probs), "prior": {"probs": probs},
                     "classification": distillation_loss(scores, active_probs, self.temperature)}
-        labels = self.replay_labels(replay)
+        labels = self.replay_classes(replay)
         return {"gate": model.context_gate(classes=labels), "prior": {"labels": labels},
                 "classification": F.cross_entropy(scores, classes.positions(labels))}
 
-    def loss(self, model: BIRModel, classification: Tensor, y: Tensor, replay: Optional[dict[str, Tensor]],
+    def loss(self, model: BIRModel, current_loss: Tensor, y: Tensor, replay: Optional[dict[str, Tensor]],
              replay_scores: Optional[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """(weighted total, named terms) of one iteration, from one decoder pass over current and replayed samples.
 
@@ -151,7 +155,7 @@ class BrainInspiredReplayMethod(ReplayMethod):
 
         Args:
             model: the strategy's model.
-            classification: the strategy's loss on the current batch.
+            current_loss: the strategy's loss (classification) on the current batch.
             y: the current batch's labels.
             replay: this iteration's replay (``next_replay``), or None.
             replay_scores: the model's scores of the replayed inputs (None without replay).
@@ -165,7 +169,7 @@ class BrainInspiredReplayMethod(ReplayMethod):
         posterior, z, recon = model.reconstruct(*model.take_capture(n + n_replay), gate)
         prior = model.prior
         current = {
-            "classification": classification,
+            "classification": current_loss,
             "recon": recon[:n].mean(),
             "reg": prior.regularizer(posterior.rows(slice(None, n)), z[:n], labels=y).mean() / model.n_pixels,
         }
@@ -184,14 +188,26 @@ class BrainInspiredReplayMethod(ReplayMethod):
         prior.training_step()
         return total, terms
 
+    # -- replay quality --------------------------------------------------------------------------------------
+    def replays_images(self, model: BIRModel) -> bool:
+        """Whether the replay is images (not conv features: internal replay)."""
+        return model.feature_extractor is None
+
+    @torch.no_grad()
+    def judge_samples(self, classes: Sequence[int], per_class: int) -> JudgeSamples:
+        """``per_class`` samples of each class from the frozen model, drawn as the replay draws them."""
+        model = self.frozen_model
+        wanted = torch.as_tensor(classes, device=model.class_to_context.device).repeat_interleave(per_class)
+        return JudgeSamples(model.generate(wanted, self.conditional), wanted, model.data_to_unit)
+
     # -- state -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """The frozen model and the lifecycle's counters (torch's convention)."""
-        frozen = self.frozen_model.state_dict() if self.frozen_model is not None else self._pending_frozen
-        return {"frozen_model": frozen, **self.lifecycle.state_dict()}
+        frozen = self.frozen_model.state_dict() if self.frozen_model is not None else self._pending.get("frozen_model")
+        return {"frozen_model": frozen, **super().state_dict()}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> None:
         """Restore ``state_dict``; the frozen model is built at the next ``start`` (or ``bind``), from the model."""
         self.frozen_model = None
-        self._pending_frozen = state_dict["frozen_model"]
-        self.lifecycle.load_state_dict(state_dict)
+        self._pending = {} if state_dict["frozen_model"] is None else {"frozen_model": state_dict["frozen_model"]}
+        super().load_state_dict(state_dict)

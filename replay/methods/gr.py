@@ -3,25 +3,23 @@ own: a separate VAE generator, frozen copies of generator and solver, the replay
 ``replay.plugins.GenerativeReplayPlugin`` wires it into an Avalanche strategy."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from replay.checks import COUNT, POSITIVE
 from replay.errors import UserInputError
-from replay.generators.vae import VAE
 from replay.generators.data_guard import DataGuard
+from replay.generators.refit import refit_prior
+from replay.generators.vae import VAE
+from replay.methods.base import Context, JudgeSamples, ReplayMethod
 from replay.methods.distillation import distillation_loss
-from replay.methods.lifecycle import ReplayLifecycle, ReplayMethod, frozen_copy, refit_prior
+from replay.methods.lifecycle import frozen_copy
+from replay.optim import adam
 
-if TYPE_CHECKING:
-    from avalanche.benchmarks import CLExperience
-
-    from replay.plugins.features import FeatureCache
-
-TARGETS = ("hard", "soft")
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -31,33 +29,48 @@ class GenerativeReplayMethod(ReplayMethod):
     From the second experience on, each iteration's replay is drawn from the frozen previous generator in one batched
     call (``next_replay``) and labelled by the frozen previous solver over the classes seen before: its argmax with
     ``targets='hard'`` (the default), its softmax at temperature T with ``targets='soft'`` (distillation, times T^2).
-    The solver's loss is ``(1/t) * current + (1 - 1/t) * replay`` (``solver_loss``, t = experiences so far), and the
+    The solver's loss is ``(1/t) * current + (1 - 1/t) * replay`` (``loss``, t = experiences so far), and the
     generator steps on the same weighting of ``recon + reg / n_inputs`` over current and replayed data
     (``generator_step``; reconstruction averaged per unit, the prior's regulariser divided by the number of input
-    units, as in the BI-R reference code). After each experience the prior's hook runs and frozen copies are taken
-    (``finish``).
+    units, as in the BI-R reference code): once per solver step (``generator_schedule='alongside'``, in
+    ``after_update``) or for ``generator_iterations`` steps after the experience (``'after'``). After each
+    experience the prior's hook runs and frozen copies are taken (``finish``).
+
+    Named loss terms: ``current`` and ``replay`` (the solver's, unweighted; ``replay`` from the second experience)
+    and ``generator`` (the generator's weighted total; alongside schedule only).
 
     Args:
         generator: the VAE (any prior).
-        optimizer_factory: builds the generator's optimiser from its parameters (on the training device).
+        optimizer_factory: builds the generator's optimiser from its parameters (on the training device; None: Adam
+            with learning rate 1e-3).
         replay_size: replayed samples per iteration (None: as many as the current batch).
         targets: ``"hard"`` or ``"soft"``.
         temperature: distillation temperature T (> 0), for ``"soft"``.
+        generator_schedule: ``"alongside"`` (one generator step per solver step) or ``"after"``.
+        generator_iterations: generator steps after each experience, for ``"after"`` (None: as many as the solver
+            made in that experience).
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
     """
 
-    def __init__(self, generator: VAE, optimizer_factory: OptimizerFactory, replay_size: Optional[int] = None,
-                 targets: str = "hard", temperature: float = 2.0, replay_chunk: int = 1):
-        if targets not in TARGETS:
-            raise UserInputError(f"unknown replay targets {targets!r}; choose one of {', '.join(TARGETS)}")
+    ranges = {**ReplayMethod.ranges, "temperature": POSITIVE, "generator_iterations": COUNT}
+    choices = {"targets": ("hard", "soft"), "generator_schedule": ("alongside", "after")}
+    structural = ("generator", "optimizer_factory")
+    trains_after_iteration = True
+
+    def __init__(self, generator: VAE, optimizer_factory: Optional[OptimizerFactory] = None,
+                 replay_size: Optional[int] = None, targets: str = "hard", temperature: float = 2.0,
+                 generator_schedule: str = "alongside", generator_iterations: Optional[int] = None,
+                 replay_chunk: int = 1):
+        super().__init__(replay_size, replay_chunk)
         self.generator = generator
-        self.optimizer_factory = optimizer_factory
+        self.optimizer_factory = optimizer_factory or adam
         self.optimizer: Optional[torch.optim.Optimizer] = None
-        self.replay_size, self.targets, self.temperature = replay_size, targets, temperature
-        self.lifecycle = ReplayLifecycle(replay_chunk)
+        self.targets, self.temperature = targets, temperature
+        self.generator_schedule, self.generator_iterations = generator_schedule, generator_iterations
+        self.iterations = 0  # the solver's iterations in the current experience
         self.frozen_generator: Optional[VAE] = None
         self.frozen_solver: Optional[nn.Module] = None
-        self.features: Optional[FeatureCache] = None
+        self.features: Optional[Any] = None  # the strategy's FeatureCache during an experience, if any
         self.data_guard = DataGuard("GenerativeReplayPlugin")
         self._pending: dict = {}  # loaded state waiting for the device or the solver's architecture
 
@@ -67,18 +80,22 @@ class GenerativeReplayMethod(ReplayMethod):
         return self.frozen_generator is not None
 
     # -- experiences -----------------------------------------------------------------------------------------
-    def start(self, solver: nn.Module, experience: CLExperience, device: torch.device,
-              features: Optional[FeatureCache] = None) -> None:
-        """Before ``experience`` trains ``solver`` on ``device``; ``features``: the strategy's ``FeatureCache``,
-        if any (the solver then reads conv features and the generator still models the images).
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse multi-head solvers (replay here is class-incremental, over one head)."""
+        from avalanche.models import MultiTaskModule  # only here: the method layer loads Avalanche when it trains
 
-        Args:
-            solver: the strategy's model.
-            experience: the experience about to train.
-            device: the training device.
-            features: the strategy's ``FeatureCache``, or None.
-        """
-        self.features = features
+        if isinstance(model, MultiTaskModule):
+            raise UserInputError(f"GenerativeReplayPlugin replays class-incrementally into one head; "
+                                 f"{type(model).__name__} is a multi-head MultiTaskModule: use a single-head model "
+                                 "(e.g. SimpleMLP or IncrementalClassifier)")
+
+    def start(self, context: Context) -> None:
+        """Before an experience trains the solver: the generator and the frozen copies on the device, the prior told
+        the classes, the data's normalisation adopted. With a ``FeatureCache`` among the strategy's plugins the
+        solver reads conv features and the generator still models the images."""
+        solver, experience, device = context.model, context.experience, context.device
+        self.features = context.features
+        self.iterations = 0
         self.generator.to(device)
         if self.optimizer is None:
             self.optimizer = self.optimizer_factory(list(self.generator.parameters()))
@@ -90,7 +107,7 @@ class GenerativeReplayMethod(ReplayMethod):
                 frozen.to(device)
         self.generator.prior.observe_classes(experience.classes_in_this_experience)
         self.data_guard.start(self.generator, [self.frozen_generator], experience)
-        self.lifecycle.start(experience.classes_in_this_experience, device)
+        super().start(context)
 
     def bind(self, solver: nn.Module) -> None:
         """Build the frozen solver of a loaded state, now that a model of the solver's architecture is at hand."""
@@ -98,21 +115,19 @@ class GenerativeReplayMethod(ReplayMethod):
             self.frozen_solver = frozen_copy(solver)
             self.frozen_solver.load_state_dict(self._pending.pop("frozen_solver"))
 
-    def finish(self, solver: nn.Module, experience: CLExperience, device: torch.device) -> None:
-        """After ``experience`` trained ``solver``: the prior's hook (refit on the current data's latents plus as
-        many replayed samples, labelled by the frozen solver), then fresh frozen copies.
-
-        Args:
-            solver: the strategy's model.
-            experience: the experience just trained on.
-            device: the training device.
-        """
-        refit_prior(self.generator.prior, self.generator, experience.dataset, device,
+    def finish(self, context: Context) -> None:
+        """After an experience trained the solver: the generator's own training with the ``'after'`` schedule, the
+        prior's hook (refit on the current data's latents plus as many replayed samples, labelled by the frozen
+        solver), then fresh frozen copies."""
+        if self.generator_schedule == "after":
+            self.train_generator(context.experience.dataset, context.batch_size, context.device,
+                                 self.generator_iterations or self.iterations)
+        refit_prior(self.generator.prior, self.generator, context.experience.dataset, context.device,
                     self.labelled_replay if self.replaying else None)
         self.lifecycle.pool.clear()
         self.frozen_generator = frozen_copy(self.generator)
-        self.frozen_solver = frozen_copy(solver)
-        self.lifecycle.finish(experience.classes_in_this_experience)
+        self.frozen_solver = frozen_copy(context.model)
+        super().finish(context)
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -138,9 +153,18 @@ class GenerativeReplayMethod(ReplayMethod):
         """
         return self.classes.top_previous(teacher_scores)
 
-    def check_data(self, images: Tensor) -> None:
-        """Raise on the experience's first batch if the generator's likelihood cannot score ``images``."""
-        self.data_guard.check(self.generator, images)
+    def replay_classes(self, replay: dict[str, Tensor]) -> Tensor:
+        """The frozen solver's label of each replayed sample."""
+        return self.replay_labels(replay["teacher_scores"])
+
+    def current_images(self, x: Tensor) -> Tensor:
+        """What the generator models of the current batch: ``x``, or its images with a ``FeatureCache``."""
+        return self.features.batch_images() if self.features is not None else x
+
+    def forward_inputs(self, model: nn.Module, x: Tensor, replay: Optional[dict[str, Tensor]]) -> Tensor:
+        """The current inputs then the replay's (checking the experience's first batch against the likelihood)."""
+        self.data_guard.check(self.generator, self.current_images(x))
+        return super().forward_inputs(model, x, replay)
 
     # -- losses ----------------------------------------------------------------------------------------------
     def replay_loss(self, scores: Tensor, teacher_scores: Tensor) -> Tensor:
@@ -155,17 +179,34 @@ class GenerativeReplayMethod(ReplayMethod):
             return distillation_loss(scores, self.classes.active_probs(teacher_scores, self.temperature), self.temperature)
         return F.cross_entropy(scores, self.classes.positions(self.replay_labels(teacher_scores)))
 
-    def solver_loss(self, current: Tensor, replay_scores: Tensor, replay: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """(weighted total, named terms ``current`` and ``replay``) of the solver.
+    def loss(self, model: nn.Module, current_loss: Tensor, y: Tensor, replay: Optional[dict[str, Tensor]],
+             replay_scores: Optional[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """(weighted total, named terms ``current`` and ``replay``) of the solver; the strategy's loss unchanged
+        (and no terms) without replay.
 
         Args:
-            current: the strategy's loss on the current batch.
+            model: the solver.
+            current_loss: the strategy's loss on the current batch.
+            y: the current labels.
+            replay: this iteration's replay (``next_replay``), or None.
             replay_scores: the solver's scores of the replayed inputs.
-            replay: this iteration's replay (``next_replay``).
         """
-        terms = {"current": current, "replay": self.replay_loss(replay_scores, replay["teacher_scores"])}
+        if replay is None:
+            return current_loss, {}
+        terms = {"current": current_loss, "replay": self.replay_loss(replay_scores, replay["teacher_scores"])}
         w_current, w_replay = self.lifecycle.weights
         return w_current * terms["current"] + w_replay * terms["replay"], terms
+
+    def after_update(self, model: nn.Module, x: Tensor, y: Tensor,
+                     replay: Optional[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """One generator step with the alongside schedule (its weighted loss as ``generator``)."""
+        self.iterations += 1
+        if self.generator_schedule != "alongside":
+            return {}
+        return {"generator": self.generator_step(self.current_images(x), y, replay)}
+
+    def guarded(self, model: nn.Module) -> dict[str, nn.Module]:
+        return {"solver": model, "generator": self.generator}
 
     def generator_loss(self, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
         """Weighted sum over samples of ``recon + reg / n_inputs`` (the labels go to class-aware priors).
@@ -220,11 +261,24 @@ class GenerativeReplayMethod(ReplayMethod):
         while done < iterations:
             for x, y, *_ in loader:
                 x, y = x.to(device), y.to(device)
-                self.check_data(x)
+                self.data_guard.check(self.generator, x)
                 self.generator_step(x, y, self.next_replay(len(y)) if self.replaying else None)
                 done += 1
                 if done == iterations:
                     break
+
+    # -- replay quality --------------------------------------------------------------------------------------
+    def replays_images(self, model: nn.Module) -> bool:
+        return True
+
+    @torch.no_grad()
+    def judge_samples(self, classes: Sequence[int], per_class: int) -> JudgeSamples:
+        """From the frozen generator: per class with a class-conditional prior, else as many unconditional samples."""
+        generator = self.frozen_generator
+        if generator.prior.conditional:
+            wanted = torch.as_tensor(classes, device=next(generator.parameters()).device).repeat_interleave(per_class)
+            return JudgeSamples(generator.generate(len(wanted), wanted), wanted, generator.data_to_unit)
+        return JudgeSamples(generator.generate(per_class * len(classes)), None, generator.data_to_unit)
 
     # -- state -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -234,7 +288,7 @@ class GenerativeReplayMethod(ReplayMethod):
             "generator_optimizer": self.optimizer.state_dict() if self.optimizer else self._pending.get("optimizer"),
             "frozen_generator": self.frozen_generator.state_dict() if self.frozen_generator else None,
             "frozen_solver": self.frozen_solver.state_dict() if self.frozen_solver else self._pending.get("frozen_solver"),
-            **self.lifecycle.state_dict(),
+            **super().state_dict(),
         }
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> None:
@@ -250,4 +304,4 @@ class GenerativeReplayMethod(ReplayMethod):
             self.frozen_generator = frozen_copy(self.generator)
             self.frozen_generator.load_state_dict(state_dict["frozen_generator"], strict=strict)
             self._pending["frozen_solver"] = state_dict["frozen_solver"]
-        self.lifecycle.load_state_dict(state_dict)
+        super().load_state_dict(state_dict)

@@ -1,5 +1,5 @@
-"""What GR and BI-R share across experiences: the classes seen, the replay pool, the count of finished experiences
-(and with it the weighting of current against replayed data), frozen copies and the priors' refit."""
+"""What replay methods share across experiences: the classes seen, the replay pool, the count of finished experiences
+(and with it the weighting of current against replayed data), frozen copies."""
 from __future__ import annotations
 
 import copy
@@ -8,10 +8,8 @@ from typing import Callable, Iterable, Optional, TypeVar, Union
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.utils.data import Dataset
 
 from replay.checks import COUNT
-from replay.priors.base import LatentPrior
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -173,75 +171,3 @@ class ReplayLifecycle:
         self.pool.clear()
         self.classes.finished = list(state["previous_classes"])
         self.experiences_done = int(state["experiences_done"])
-
-
-class ReplayMethod:
-    """What GR's and BI-R's method objects share: the lifecycle, the replay's size and its batch-by-batch supply.
-
-    Subclasses set ``lifecycle`` and ``replay_size`` and define ``draw(n)``, the replay of ``n`` samples from the
-    frozen networks in one batched call.
-    """
-
-    lifecycle: ReplayLifecycle
-    replay_size: Optional[int]
-
-    @property
-    def classes(self) -> ReplayClasses:
-        return self.lifecycle.classes
-
-    def draw(self, n: int) -> dict[str, Tensor]:
-        raise NotImplementedError
-
-    def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
-
-        Args:
-            n_current: the current batch's size.
-        """
-        return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
-
-
-@torch.no_grad()
-def posterior_means(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
-    """Posterior means (``model.encode(x).mean``, in eval mode) and labels of a whole dataset, for priors that refit.
-
-    Args:
-        model: a VAE or BI-R model (anything with ``encode``).
-        dataset: yields ``(x, y, ...)``.
-        device: where the model is.
-        batch_size: inputs encoded per call.
-    """
-    was_training = model.training
-    model.eval()
-    means, labels = [], []
-    for x, y, *_ in torch.utils.data.DataLoader(dataset, batch_size=batch_size):
-        means.append(model.encode(x.to(device)).mean)
-        labels.append(y.to(device))
-    model.train(was_training)
-    return torch.cat(means), torch.cat(labels)
-
-
-@torch.no_grad()
-def refit_prior(prior: LatentPrior, encoder: nn.Module, dataset: Dataset, device: torch.device,
-                draw_replay: Optional[Callable[[int], tuple[Tensor, Tensor]]] = None) -> None:
-    """The prior's end-of-experience hook. Priors that refit (``wants_latents``) get the encoder's posterior means
-    of the experience's data plus, when there is replay, of as many replayed samples with their labels.
-
-    Args:
-        prior: the prior whose ``end_experience`` runs.
-        encoder: the model whose ``encode`` gives the latents (the current, not the frozen, one).
-        dataset: the experience's data.
-        device: where the encoder is.
-        draw_replay: ``n -> (replayed inputs, their labels)``, or None before there is replay.
-    """
-    latents = labels = None
-    if prior.wants_latents:
-        latents, labels = posterior_means(encoder, dataset, device)
-        if draw_replay is not None:
-            x, replay_labels = draw_replay(len(labels))
-            was_training = encoder.training
-            encoder.eval()
-            latents = torch.cat([latents, encoder.encode(x).mean])
-            labels = torch.cat([labels, replay_labels])
-            encoder.train(was_training)
-    prior.end_experience(latents, labels)

@@ -1,10 +1,8 @@
 """Swappable latent priors and their registry: ``build(name, latent_dim=..., n_classes=..., **params)``."""
 from __future__ import annotations
 
-import inspect
 from typing import Any, Optional
 
-from replay.checks import check_ranges
 from replay.errors import UserInputError
 from replay.priors.base import GaussianPosterior, LatentPrior, Posterior
 from replay.priors.bernoulli import Bernoulli
@@ -13,6 +11,7 @@ from replay.priors.cgm import CGM
 from replay.priors.gaussian import BinarizedGaussian, Gaussian
 from replay.priors.gmm import GMM, BinarizedGMM
 from replay.priors.intel import InteLClustered, InteLSparse
+from replay.schema import constructor_keys, constructor_parameters
 
 PRIORS: dict[str, type[LatentPrior]] = {
     "gaussian": Gaussian,
@@ -25,14 +24,12 @@ PRIORS: dict[str, type[LatentPrior]] = {
     "intel_clustered": InteLClustered,
     "intel_sparse": InteLSparse,
 }
-_STRUCTURAL = ("self", "latent_dim", "n_classes")
+_STRUCTURAL = ("latent_dim", "n_classes")
 
 
 def prior_parameters(name: str) -> dict[str, Any]:
     """The user-settable parameters of the registered prior ``name``, with their defaults."""
-    cls = prior_class(name)
-    signature = inspect.signature(cls.__init__)
-    return {k: p.default for k, p in signature.parameters.items() if k not in _STRUCTURAL}
+    return constructor_parameters(prior_class(name), skip=_STRUCTURAL)
 
 
 def prior_class(name: str) -> type[LatentPrior]:
@@ -43,19 +40,19 @@ def prior_class(name: str) -> type[LatentPrior]:
 
 
 def check_parameters(name: str, params: dict[str, Any]) -> None:
-    """Refuse, for the prior ``name``, unknown keys of ``params`` (naming the allowed ones) and values outside the
-    prior's ``ranges`` or ``choices``."""
+    """Refuse, for the prior ``name``, unknown keys of ``params`` (naming the allowed ones); the constructor checks
+    the values (``replay.schema.Declared``)."""
     allowed = prior_parameters(name)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise UserInputError(
             f"prior {name!r} has no parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}"
         )
-    cls = prior_class(name)
-    check_ranges("prior.", cls.ranges, params)
-    for key, allowed in cls.choices.items():
-        if key in params and params[key] not in allowed:
-            raise UserInputError(f"prior.{key}: {params[key]!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
+def prior_schema(name: str) -> dict:
+    """The config keys (``replay.schema.Key``) of ``prior.<key>`` for the registered prior ``name``."""
+    return constructor_keys(prior_class(name), skip=_STRUCTURAL)
 
 
 def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params: Any) -> LatentPrior:
@@ -72,4 +69,4 @@ def build(name: str, latent_dim: int, n_classes: Optional[int] = None, **params:
 
 
 __all__ = ["LatentPrior", "Posterior", "GaussianPosterior", "Bernoulli", "CGBPEF", "InteLClustered", "InteLSparse", "Gaussian", "BinarizedGaussian", "GMM", "BinarizedGMM", "CGM", "PRIORS", "build",
-           "prior_parameters", "prior_class", "check_parameters"]
+           "prior_parameters", "prior_class", "check_parameters", "prior_schema"]

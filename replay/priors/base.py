@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from replay.checks import Range
 from replay.errors import UserInputError
+from replay.schema import Declared
 
 FLOAT32_METHODS = ("reparameterize", "regularizer", "sample")
 
@@ -100,7 +100,7 @@ class GaussianHead(PosteriorHead):
         return GaussianPosterior(self.mean(h), self.logvar(h))
 
 
-class LatentPrior(nn.Module):
+class LatentPrior(Declared, nn.Module):
     """Base class of all priors. ``n_classes`` is the number of class slots (None for class-free priors).
 
     Args:
@@ -112,10 +112,9 @@ class LatentPrior(nn.Module):
     conditional: bool = False
     #: whether ``end_experience`` needs the encoder's latent means of the experience's data
     wants_latents: bool = False
-    #: allowed values of the numeric constructor parameters, checked by ``replay.priors.build`` and the config
-    ranges: dict[str, Range] = {}
-    #: allowed values of the string constructor parameters, checked likewise
-    choices: dict[str, tuple[str, ...]] = {}
+    #: error messages name a parameter as the config does (``prior.r``); ``ranges`` and ``choices`` (allowed
+    #: values of the numeric and string constructor parameters) are checked at construction (``Declared``)
+    prefix = "prior."
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)

@@ -7,17 +7,10 @@ import torch
 from torch import Tensor
 
 from replay.checks import NON_NEGATIVE
-from replay.errors import UserInputError
 from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl
 
 SAMPLING_MODES = ("reduced_bias", "biased")
-
-
-def check_radius(r: float) -> float:
-    if r < 0:
-        raise UserInputError(f"the binarizing radius r must be >= 0, got {r}")
-    return float(r)
 
 
 def binary_shift(shape: tuple[int, ...], p_plus: Tensor | float, r: float, device: torch.device) -> Tensor:
@@ -74,9 +67,7 @@ class BinarizedGaussian(Gaussian):
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.01,
                  sampling: str = "reduced_bias"):
         super().__init__(latent_dim)
-        if sampling not in SAMPLING_MODES:
-            raise UserInputError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLING_MODES)}")
-        self._r = check_radius(r)
+        self._r = float(r)
         self.sampling = sampling
         self.wants_latents = sampling == "biased"
         self.register_buffer("p_above", torch.full((latent_dim,), 0.5))

@@ -10,7 +10,7 @@ from replay.checks import NON_NEGATIVE
 from replay.errors import UserInputError
 from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
 from replay.priors.divergences import binarized_gaussian_kl, log_normal_diag
-from replay.priors.gaussian import binary_shift, check_radius
+from replay.priors.gaussian import binary_shift
 
 SOFT_ESTIMATORS = ("mc", "bound")
 
@@ -41,8 +41,6 @@ class GMM(LatentPrior):
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, soft: str = "mc"):
         if not n_classes:
             raise UserInputError(f"{type(self).__name__} needs n_classes (one mode per class)")
-        if soft not in SOFT_ESTIMATORS:
-            raise UserInputError(f"unknown soft estimator {soft!r}; choose one of {', '.join(SOFT_ESTIMATORS)}")
         super().__init__(latent_dim, n_classes)
         self.soft = soft
         self.means = nn.Parameter(torch.randn(n_classes, latent_dim))
@@ -117,7 +115,7 @@ class BinarizedGMM(GMM):
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, r: float = 0.002, soft: str = "mc"):
         super().__init__(latent_dim, n_classes, soft)
-        self._r = check_radius(r)
+        self._r = float(r)
 
     @property
     def r(self) -> float:

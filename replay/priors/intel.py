@@ -140,8 +140,6 @@ class InteLSparse(LatentPrior):
     ranges = {"gamma": NON_NEGATIVE}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, gamma: float = 1.0):
-        if gamma < 0:
-            raise UserInputError(f"intel_sparse needs gamma >= 0, got {gamma}")
         super().__init__(latent_dim, None)
         self.gamma = gamma
         self.selector = nn.Linear(latent_dim, latent_dim)

@@ -8,7 +8,8 @@ plus Gaussian KL), and ``PriorHooks`` gives the prior the classes of each experi
 hook. ``vae_training`` builds the whole generator strategy:
 
     from avalanche.training import GenerativeReplay
-    from replay.generators import mlp_vae, vae_training
+    from replay.generators import mlp_vae
+    from replay.plugins import vae_training
     generator = vae_training(mlp_vae((1, 28, 28), build("gmm", latent_dim=100, n_classes=10)), train_epochs=5)
     strategy = GenerativeReplay(model=solver, optimizer=..., generator_strategy=generator, train_epochs=5)
 """
@@ -25,7 +26,7 @@ from avalanche.training.plugins import GenerativeReplayPlugin as AvalancheReplay
 
 from replay.generators.vae import VAE, VAEOutput
 from replay.generators.data_guard import DataGuard
-from replay.methods.lifecycle import refit_prior
+from replay.generators.refit import refit_prior
 from replay.optim import adam
 
 
