@@ -21,7 +21,8 @@ from avalanche.training import Naive
 
 from replay import BrainInspiredReplayPlugin, GenerativeReplayPlugin, IterationBudget, SeenUnitsMask
 from replay.bench.cli import main
-from replay.bench.config import METHOD_SCHEMAS, SCHEMA, prior_schema, resolve
+from replay.bench.config import SCHEMA, method_keys, method_names, resolve
+from replay.priors import prior_schema
 from replay.bench.rundir import RunFolder, read_checkpoint
 from replay.errors import NonFiniteError, UserInputError
 from replay.generators import mlp_vae
@@ -226,7 +227,7 @@ def test_every_numeric_config_key_has_a_range():
             elif value.kind in (int, float) or (value.kind is list and value.choices == ()):
                 yield path + (key,), value
 
-    schemas = [SCHEMA, *({"method": keys} for keys in METHOD_SCHEMAS.values())]
+    schemas = [SCHEMA, *({"method": method_keys(name)} for name in method_names())]
     schemas += [{"prior": prior_schema(name)} for name in PRIORS]
     for schema in schemas:
         for path, key in numeric_keys(schema):

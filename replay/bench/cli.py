@@ -131,7 +131,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise UserInputError(f"{args.run} is a {experiment.config['method']['name']} run: it has no replay to inspect")
     out = Path(args.out)
     metric = quality(experiment.config, experiment.benchmark, out)
-    measures, _ = metric.measure(experiment.replay_plugin, "replay")
+    measures, _ = metric.measure(experiment.replay_plugin.method, "replay")
     write_json(out / "replay_quality.json", {"run": str(args.run), "finished_experiences": state["finished_experiences"],
                                              **measures})
     shown = {k: round(v, 4) for k, v in measures.items() if isinstance(v, float)}

@@ -19,7 +19,7 @@ from replay.bench.builders import builder_class
 from replay.bench.protocols import PROTOCOLS
 from replay.checks import COUNT, POSITIVE, Range
 from replay.errors import UserInputError
-from replay.methods import METHODS as REPLAY_METHODS, method_schema
+from replay.methods import METHODS as REPLAY_METHODS, method_class, method_schema
 from replay.priors import PRIORS, prior_schema
 from replay.schema import Key, constructor_keys
 from scenarios.streams import STREAMS, check_stream
@@ -157,12 +157,12 @@ def resolve(user: dict, overrides: Optional[list[str]] = None) -> dict:
     """
     user = apply_overrides(user, overrides or [])
     stream_name = _chosen_name(user, "stream", STREAMS)
-    method_name = _chosen_name(user, "method", method_names())
+    method_name = _chosen_method(user)
     prior_name = _chosen_name(user, "prior", tuple(PRIORS))
     if not uses_prior(method_name) and user.get("prior", {}) is None:
         user = {k: v for k, v in user.items() if k != "prior"}  # a resolved config, resolved again
     schema = {"stream": SCHEMA["stream"],
-              "method": {"name": Key(method_name, str, method_names()), **method_keys(method_name)},
+              "method": {"name": Key(method_name, str), **method_keys(method_name)},
               "prior": {"name": Key(prior_name, str, tuple(PRIORS)), **prior_schema(prior_name)}, **SCHEMA}
     defaults = deep_update(defaults_of(schema), PROTOCOLS[stream_name].defaults)
     _check_keys(user, defaults, [])
@@ -191,6 +191,21 @@ def _chosen_name(user: dict, section: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(name, str) or name not in allowed:
         raise ConfigError(f"{section}.name: unknown {section} {name!r}; allowed: {', '.join(allowed)}")
     return name
+
+
+def _chosen_method(user: dict) -> str:
+    """The method's name: a baseline, a registered method or a method's import path (checked by importing it)."""
+    values = user.get("method")
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"method: expected a section, got {values!r}")
+    name = (values or {}).get("name", BASE_DEFAULTS["method"]["name"])
+    if isinstance(name, str) and ":" in name:
+        try:
+            method_class(name)
+        except UserInputError as error:
+            raise ConfigError(f"method.name: {error}") from None
+        return name
+    return _chosen_name(user, "method", method_names())
 
 
 def _check_keys(user: Any, defaults: Any, path: list[str]) -> None:

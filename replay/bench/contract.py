@@ -114,14 +114,14 @@ def check_replay_batch(name: str) -> None:
     strategy.train(strategy.stream.train_stream[0])
     method = plugin.method
     method.start(Context(strategy.model, strategy.stream.train_stream[1], torch.device("cpu"), BATCH))
-    replay = method.next_replay(5)
+    x = torch.stack([strategy.stream.train_stream[1].dataset[i][0] for i in range(5)])
+    replay = method.next_replay(x)
     rows = {key: len(value) for key, value in replay.items()}
     expected = method.replay_size or 5
     assert set(rows.values()) == {expected}, f"replay columns with {rows} rows, expected {expected} each"
     assert len(method.replay_classes(replay)) == expected, "replay_classes does not give one class per sample"
-    x = strategy.stream.train_stream[1].dataset[0][0].unsqueeze(0).repeat(3, 1)
     inputs = method.forward_inputs(strategy.model, x, replay)
-    assert len(inputs) == 3 + expected, f"forward_inputs gave {len(inputs)} rows for 3 current and {expected} replayed"
+    assert len(inputs) == 5 + expected, f"forward_inputs gave {len(inputs)} rows for 5 current and {expected} replayed"
 
 
 def check_state_round_trip(name: str) -> None:

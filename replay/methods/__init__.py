@@ -6,6 +6,7 @@ its ``structural`` ones: ``method_schema(name)`` reads them, as ``replay.priors.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from replay.errors import UserInputError
@@ -40,10 +41,21 @@ def register_method(name: str) -> Callable[[type[ReplayMethod]], type[ReplayMeth
 
 
 def method_class(name: str) -> type[ReplayMethod]:
-    """The class registered as ``name``; a one-line error for an unknown name."""
-    if name not in METHODS:
-        raise UserInputError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[name]
+    """The class registered as ``name``, or named by its import path ``package.module:ClassName`` (a user's method,
+    found wherever the module is importable: in every worker of a sweep too); a one-line error otherwise."""
+    if name in METHODS:
+        return METHODS[name]
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise UserInputError(f"method {name!r} cannot be imported ({error})") from None
+        if isinstance(cls, type) and issubclass(cls, ReplayMethod):
+            return cls
+        raise UserInputError(f"method {name!r} is not a replay.methods.ReplayMethod subclass")
+    raise UserInputError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}, or name a ReplayMethod "
+                         "subclass by its import path (package.module:ClassName)")
 
 
 def method_parameters(name: str) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 A method is the science of one replay algorithm, apart from Avalanche's wiring. Over a stream it provides
 * its experience transitions: ``check_model`` (before any training: refuse a model it cannot train), ``start``
   (before an experience trains) and ``finish`` (after: refits, frozen copies, anything kept for the next one);
-* its replay: ``replaying`` (whether there is anything to replay), ``draw(n)`` (n replayed samples in one batched
-  call, a dict of tensors with one row per sample) and ``next_replay`` (this iteration's rows, from the lifecycle's
-  pool), ``replay_classes`` (the class the previous model sees in each replayed sample, for the replay shares);
+* its replay: ``replaying`` (whether there is anything to replay), ``next_replay(x)`` (this iteration's replay given
+  the current inputs: a dict of tensors with one row per replayed sample; by default ``replay_size`` rows, or as
+  many as the current batch, from the lifecycle's pool of ``draw(n)``, n samples drawn in one batched call),
+  ``replay_classes`` (the class the previous model sees in each replayed sample, for the replay shares);
 * its iteration: ``forward_inputs`` (what the strategy's one forward pass reads: the current inputs, then the
   replayed ones), ``loss`` (the weighted total and its named terms, from the strategy's loss on the current batch
   and the model's scores of the replay) and ``after_update`` (its own optimiser steps after the model's, with
@@ -123,13 +124,14 @@ class ReplayMethod(Declared):
         ``inputs`` (what the model reads) unless the method overrides ``forward_inputs``."""
         raise NotImplementedError
 
-    def next_replay(self, n_current: int) -> dict[str, Tensor]:
-        """This iteration's replay (``draw``'s columns), ``replay_size`` rows or as many as the current batch.
+    def next_replay(self, x: Tensor) -> dict[str, Tensor]:
+        """This iteration's replay given the current inputs ``x``: ``draw``'s columns, ``replay_size`` rows or as
+        many as the current batch (a method whose replay depends on ``x`` overrides this).
 
         Args:
-            n_current: the current batch's size.
+            x: the current batch's inputs.
         """
-        return self.lifecycle.pool.take(self.replay_size or n_current, self.draw)
+        return self.lifecycle.pool.take(self.replay_size or len(x), self.draw)
 
     def replay_classes(self, replay: dict[str, Tensor]) -> Tensor:
         """The class the previous model sees in each replayed sample (``ReplayShareMetric`` counts them)."""

@@ -262,7 +262,7 @@ class GenerativeReplayMethod(ReplayMethod):
             for x, y, *_ in loader:
                 x, y = x.to(device), y.to(device)
                 self.data_guard.check(self.generator, x)
-                self.generator_step(x, y, self.next_replay(len(y)) if self.replaying else None)
+                self.generator_step(x, y, self.next_replay(x) if self.replaying else None)
                 done += 1
                 if done == iterations:
                     break

@@ -108,7 +108,7 @@ class ReplayPlugin(SupervisedPlugin):
 
     def before_forward(self, strategy, **kwargs):
         self._losses = {}
-        self._replay = self.method.next_replay(len(strategy.mb_y)) if self.method.replaying else None
+        self._replay = self.method.next_replay(strategy.mb_x) if self.method.replaying else None
         self.last_replay_classes = self.method.replay_classes(self._replay) if self._replay is not None else None
         inputs = self.method.forward_inputs(strategy.model, strategy.mb_x, self._replay)
         if self._replay is not None:
