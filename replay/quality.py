@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from replay.errors import UserInputError
+from replay.files import atomic_file
 from replay.nets import mlp
 
 
@@ -106,10 +107,8 @@ def judge_for(x: Tensor, y: Tensor, n_classes: int, cache_dir: Optional[Path | s
         return judge.eval()
     judge.fit(x.cpu(), y.cpu(), epochs)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(judge.state_dict(), tmp)
-        tmp.replace(path)
+        with atomic_file(path) as handle:
+            torch.save(judge.state_dict(), handle)
     return judge.eval()
 
 

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: package or module prefix -> layer (lowest first); a module may import from its own layer or below
 LAYERS = [
-    ("replay.errors", 0), ("replay.checks", 0), ("replay.schema", 0), ("replay.random_state", 0), ("replay.optim", 0),
+    ("replay.errors", 0), ("replay.checks", 0), ("replay.files", 0), ("replay.schema", 0), ("replay.random_state", 0), ("replay.optim", 0),
     ("replay.nets", 0), ("replay.compat", 0), ("replay.cl_metrics", 0), ("scenarios", 0),
     ("replay.priors", 1), ("replay.generators", 2), ("replay.models", 3), ("replay.methods", 4), ("replay.plugins", 5),
     ("replay.metrics", 6), ("replay.quality", 6), ("replay.strategies", 6), ("replay.bench", 7), ("replay", 8),

@@ -46,7 +46,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     from replay.bench.compare import compare_table, runs_csv
     from replay.bench.plots import plot_results
-    from replay.bench.results import atomic_write_bytes, read_result
+    from replay.bench.results import read_result
+    from replay.files import atomic_write_bytes
     from replay.bench.tune import run_sweep
 
     folders = run_sweep(sweep, args.address, args.resume, args.max_concurrent)
@@ -96,7 +97,8 @@ def cmd_shares(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from replay.bench.compare import compare_table, runs_csv
-    from replay.bench.results import atomic_write_bytes, read_result
+    from replay.bench.results import read_result
+    from replay.files import atomic_write_bytes
 
     results = [read_result(p) for p in args.results]
     print(compare_table(results, [read_result(p) for p in args.reference or []]))

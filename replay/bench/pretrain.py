@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from replay.bench.results import atomic_write_bytes
+from replay.files import atomic_write_bytes
 from replay.models import ConvFeatureExtractor
 from replay.nets import mlp
 from scenarios.data import load_cifar

@@ -7,30 +7,19 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 
 from replay.errors import UserInputError
+from replay.files import atomic_write_bytes
 
 SCHEMA = "replay-bench/result/v1"
 REQUIRED_KEYS = (
     "schema", "config", "method", "prior", "stream", "seed", "accuracy_matrix", "final_average_accuracy",
     "train_seconds_per_experience", "iterations_per_experience", "environment",
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
 
 
 def write_json(path: Path, data: dict) -> None:

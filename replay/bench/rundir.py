@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
 from replay.errors import UserInputError
+from replay.files import atomic_file
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
@@ -91,19 +91,8 @@ class RunFolder:
     def save_checkpoint(self, state: dict) -> None:
         """Write ``state`` to a temporary file, check that it loads, then make it ``checkpoint.pt``; the checkpoint
         it replaces becomes ``checkpoint.prev.pt``. At every moment one loadable checkpoint is on disk."""
-        with tempfile.NamedTemporaryFile(dir=self.path, prefix=f".{CHECKPOINT}.", delete=False) as handle:
+        with atomic_file(self.path / CHECKPOINT, verify=loads_back, previous=self.path / PREVIOUS_CHECKPOINT) as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            read_checkpoint(Path(handle.name))
-        except UserInputError:  # what was just written does not load: a bug or a full disk, never a user's error
-            os.unlink(handle.name)
-            raise RuntimeError(f"the checkpoint written to {self.path} does not load back") from None
-        current = self.path / CHECKPOINT
-        if current.exists():
-            os.replace(current, self.path / PREVIOUS_CHECKPOINT)
-        os.replace(handle.name, current)
 
     def load_checkpoint(self) -> tuple[Optional[dict], Optional[str]]:
         """The newest readable checkpoint (None when there is none) and, when it is the fallback, a line saying
@@ -152,3 +141,11 @@ def read_checkpoint(path: Path) -> dict:
     if missing:
         raise UserInputError(f"{path} is not a replay-bench checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def loads_back(path: Path) -> None:
+    """Raise unless the checkpoint just written to ``path`` loads: a bug or a full disk, never a user's error."""
+    try:
+        read_checkpoint(path)
+    except UserInputError:
+        raise RuntimeError(f"the checkpoint written to {path.parent} does not load back") from None
