@@ -59,10 +59,3 @@ POSITIVE = Range(0, low_open=True)
 NON_NEGATIVE = Range(0)
 PROBABILITY = Range(0, 1)
 COUNT = Range(1, integer=True)
-
-
-def check_ranges(where: str, ranges: dict[str, Range], values: dict[str, Any]) -> None:
-    """Check each named value that has a declared range (None values are left to their defaults)."""
-    for name, allowed in ranges.items():
-        if name in values and values[name] is not None:
-            allowed.check(f"{where}{name}", values[name])

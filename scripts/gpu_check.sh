@@ -2,7 +2,7 @@
 # The GPU check, in one call on a machine with CUDA (about 10 minutes on one GPU):
 #   1. the CUDA tests (tests/test_devices.py);
 #   2. a full split-MNIST BI-R run (gmm) on the device, timed;
-#   3. the split CIFAR-100 timing of scripts/bench_cifar100.py on the device (feature cache on and off, fp32, bf16);
+#   3. the split CIFAR-100 timing of scripts/bench.py (cifar100) on the device (feature cache on and off, fp32, bf16);
 #   4. four split-MNIST BI-R runs sharing the device at once (seeds 1-4), timed: runs per hour against step 2's.
 # Results go to $OUT (default gpu_check/): summary.txt, the runs' result.json files, bench_cifar100.json.
 #
@@ -39,7 +39,7 @@ single=$(calc "round($(now) - $start, 1)")
 say "split MNIST BI-R, one run: $single s, $("$PYTHON" -c "import json; r = json.load(open('$OUT/bir_seed0/result.json')); print(f\"final average accuracy {r['final_average_accuracy']:.4f}, {r['iterations_per_second']:.1f} it/s\")")"
 
 # shellcheck disable=SC2086
-"$PYTHON" scripts/bench_cifar100.py --device "$DEVICE" --out "$OUT/bench_cifar100.json" $CIFAR_ARGS 2>&1 | tee -a "$SUMMARY"
+"$PYTHON" -m scripts.bench cifar100 --device "$DEVICE" --out "$OUT/bench_cifar100.json" $CIFAR_ARGS 2>&1 | tee -a "$SUMMARY"
 
 start=$(now)
 for seed in 1 2 3 4; do run "$seed" "$OUT/bir_seed$seed" & done

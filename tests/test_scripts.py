@@ -1,4 +1,4 @@
-"""Benchmark scripts: the speed yardstick, the timed reference run, the GPU check."""
+"""The benchmark suite (scripts/bench.py) and the GPU check."""
 from __future__ import annotations
 
 import json
@@ -13,18 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_scaled_reference_scales_the_measured_time_by_the_yardstick_ratio():
-    from scripts.yardstick import MEASURED_SECONDS, scaled_reference
-
-    # a machine on which Avalanche's GR takes 1.5x its measured time would take 1.5x the reference's time too
-    assert scaled_reference(213.0, 1.5 * MEASURED_SECONDS["avalanche_gr"]) == pytest.approx(319.5)
-    assert scaled_reference(100.0, 50.0, avalanche_then=200.0) == pytest.approx(25.0)
-    with pytest.raises(ValueError, match="positive"):
-        scaled_reference(213.0, 0.0)
-
-
 def test_time_command_times_a_shell_command_and_fails_loudly():
-    from scripts.yardstick import time_command
+    from scripts.bench import time_command
 
     assert time_command(f"{sys.executable} -c 'import time; time.sleep(0.2)'") >= 0.2
     with pytest.raises(RuntimeError, match="exit status 3"):
@@ -32,7 +22,7 @@ def test_time_command_times_a_shell_command_and_fails_loudly():
 
 
 def test_time_command_keeps_the_output_off_the_terminal_and_shows_its_tail_on_failure(tmp_path, capfd):
-    from scripts.yardstick import time_command
+    from scripts.bench import time_command
 
     log = tmp_path / "run.log"
     time_command("echo progress; echo more >&2", log=str(log))
@@ -42,18 +32,29 @@ def test_time_command_keeps_the_output_off_the_terminal_and_shows_its_tail_on_fa
         time_command("for i in 1 2 3 4 5 6 7 8 9; do echo line $i; done; exit 2")
 
 
-def test_bench_speed_against_a_measured_reference_times_our_run_as_a_whole_process(mnist_root):
-    """With --reference-command, our run is a separate ``replay-bench run`` process configured like the in-process one."""
-    output = subprocess.run(
-        [sys.executable, str(REPO / "scripts/bench_speed.py"), "--methods", "bir", "--iterations", "2",
-         "--hidden", "8", "8", "--latent-dim", "4", "--no-yardstick", "--root", str(mnist_root),
-         "--reference-command", f"{sys.executable} -c 'import time; time.sleep(0.5)'"],
-        cwd=REPO, capture_output=True, text=True, check=True).stdout
-    run_line = next(line for line in output.splitlines() if line.startswith("round 1: bir fp32"))
+def bench(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.bench", *args], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), **kwargs)
+
+
+def test_bench_speed_times_our_run_as_a_whole_process_against_a_baseline_in_the_same_command(mnist_root, tmp_path):
+    out = tmp_path / "speed.json"
+    done = bench("speed", "--methods", "bir", "--iterations", "2", "--hidden", "8", "8", "--latent-dim", "4",
+                 "--no-avalanche", "--root", str(mnist_root), "--out", str(out),
+                 "--reference-command", f"{sys.executable} -c 'import time; time.sleep(0.5)'", check=True)
+    run_line = next(line for line in done.stdout.splitlines() if line.startswith("round 1: bir fp32"))
     assert len(re.search(r"per experience \[([^\]]*)\]", run_line).group(1).split(",")) == 5
-    assert "no reference figure (the networks differ" in run_line  # the process honoured --hidden/--latent-dim
-    assert "as a whole process" in run_line
-    assert "median speed-up over the measured reference run: bir fp32" in output
+    assert "as a whole process" in run_line and "the reference code / ours x" in run_line
+    assert "median speed-up of bir fp32 over the reference code" in done.stdout
+    (row,) = json.loads(out.read_text())
+    assert row["run"] == "bir fp32" and row["baselines"]["the reference code"] >= 0.5
+    refused = bench("speed", "--methods", "bir", "gr", "--reference-command", "true")
+    assert refused.returncode != 0 and "give --methods with a single method" in refused.stderr
+
+
+def test_bench_refuses_a_count_below_one_in_one_line():
+    done = bench("stream", "--iterations", "0")
+    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == "--iterations must be at least 1"
 
 
 def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
@@ -81,7 +82,7 @@ def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
 def test_bench_stock_split_mnist_runs_our_pipeline_on_normalised_and_unit_pixels_for_the_same_seeds(mnist_root, tmp_path):
     out = tmp_path / "stock.json"
     output = subprocess.run(
-        [sys.executable, str(REPO / "scripts/bench_stock_split_mnist.py"), "--data", str(mnist_root), "--methods", "gr",
+        [sys.executable, "-m", "scripts.bench", "stock", "--root", str(mnist_root), "--methods", "gr",
          "--pixels", "normalised", "unit", "--seeds", "0", "--iterations", "2", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1")).stdout
     results = json.loads(out.read_text())
@@ -99,7 +100,7 @@ def test_bench_stock_split_mnist_summarize_merges_parallel_results_and_pairs_the
     files = [tmp_path / "a.json", tmp_path / "b.json"]
     files[0].write_text(json.dumps({normalised: row([0, 1], [0.90, 0.88]), unit: row([0], [0.91])}))
     files[1].write_text(json.dumps({normalised: row([2], [0.92]), unit: row([1, 2], [0.90, 0.92])}))
-    script = [sys.executable, str(REPO / "scripts/bench_stock_split_mnist.py"), "--summarize"]
+    script = [sys.executable, "-m", "scripts.bench", "stock", "--summarize"]
     out = tmp_path / "merged.json"
     output = subprocess.run([*script, *map(str, files), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-import torch
 from torch import Tensor
 
 from avalanche.training.plugins import SupervisedPlugin

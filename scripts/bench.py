@@ -1,0 +1,460 @@
+"""The benchmark suite: one entry point, run from the repository's root on an otherwise idle machine.
+
+    python -m scripts.bench speed    [--methods bir gr] [--precisions fp32 bf16] [--replay-chunks 1 16] [--rounds 1]
+                                     [--reference-command CMD --reference-cwd DIR] [--no-avalanche] [--out F.json]
+    python -m scripts.bench stream   [--iterations 300]
+    python -m scripts.bench sweep    [--runs 4] [--iterations 100]
+    python -m scripts.bench cifar100 [--iterations 20] [--experiences 10] [--device cuda]
+    python -m scripts.bench stock    [--methods gr bir avalanche] [--pixels normalised unit] [--seeds 0 1 2]
+    python -m scripts.bench stock --summarize A.json B.json [--out merged.json]
+
+* ``speed``: the whole split-MNIST protocol (5 x 2000 iterations, batch 128) of our GR and BI-R, each a whole
+  ``replay-bench run`` process, against Avalanche's own ``GenerativeReplay`` (its defaults, the same solver, 21 epochs
+  per experience: about as many iterations) and, with ``--reference-command``, the reference code's run, all timed
+  in the same command: ratios of wall times, per round and their median.
+* ``stream``: milliseconds per training iteration of Avalanche's stock ``SplitMNIST`` against our in-memory stream
+  (through Avalanche's default loader, and with ``InMemoryBatches``), the same model and strategy.
+* ``sweep``: a sweep on a local Ray (one and two trials at once) against the same runs made one after the other
+  with ``replay-bench run``, and Ray's start-up alone.
+* ``cifar100``: split CIFAR-100 at full size on synthetic files in torchvision's format (the real data cannot be
+  fetched here; the values do not change the cost): ms per iteration with and without the feature cache, fp32 and
+  bf16, peak memory, and the whole protocol's projected time (experiences beyond ``--experiences`` projected as
+  the median of the measured ones after the first). Each configuration runs in its own process.
+* ``stock``: our pipelines inside a user's Avalanche pipeline (``examples/``: the stock ``SplitMNIST`` with its
+  default normalising transforms, Avalanche's ``SimpleMLP``, ``Naive``) beside Avalanche's own GR, over seeds;
+  ``--pixels unit`` reruns ours on pixels in [0, 1], and the report pairs the two by seed.
+
+Every subcommand prints its table and, with ``--out``, writes its rows as JSON (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import yaml
+
+warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)  # Avalanche's GEM, unused here
+
+from avalanche.benchmarks.classic import SplitMNIST  # noqa: E402
+from avalanche.models import SimpleMLP  # noqa: E402
+from avalanche.training import GenerativeReplay, Naive  # noqa: E402
+from avalanche.training.determinism.rng_manager import RNGManager  # noqa: E402
+from avalanche.training.plugins import SupervisedPlugin  # noqa: E402
+
+from examples import bir_split_mnist, gr_split_mnist  # noqa: E402
+from examples.common import FinalAccuracy, evaluator, train_and_evaluate  # noqa: E402
+from replay.bench.compare import paired_difference  # noqa: E402
+from replay.bench.config import resolve  # noqa: E402
+from replay.bench.experiment import build_experiment  # noqa: E402
+from replay.bench.pretrain import pretrain_conv  # noqa: E402
+from replay.bench.results import write_json  # noqa: E402
+from replay.bench.sweep import as_overrides  # noqa: E402
+from replay.models import MLPClassifier  # noqa: E402
+from replay.plugins import InMemoryBatches, IterationBudget  # noqa: E402
+from scenarios.data import fetch_mnist, write_cifar  # noqa: E402
+from scenarios.streams import split_mnist  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "replay.bench.cli"]
+PRIORS = {"bir": "gmm", "gr": "gaussian"}
+AVALANCHE_EPOCHS = 21  # Avalanche's GR: epochs per experience, about our 2000 iterations
+
+
+# -- shared: timing and runs -------------------------------------------------------------------------------------
+def timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    """(what ``work()`` returns, its wall time in seconds)."""
+    start = time.perf_counter()
+    value = work()
+    return value, time.perf_counter() - start
+
+
+def time_command(command: str, cwd: Optional[str] = None, log: Optional[str] = None) -> float:
+    """Whole wall time of a shell command (start-up included). Its output goes to the file ``log`` (a temporary one
+    when None), not to the terminal, so that progress bars cost the same for every command timed; a failed command
+    raises with the last lines of its output, so that a broken run is never taken for a fast one."""
+    with open(log, "w+") if log is not None else tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        completed = subprocess.run(command, shell=True, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        seconds = time.perf_counter() - start
+        if completed.returncode != 0:
+            output.seek(0)
+            tail = "".join(output.readlines()[-5:]).strip()
+            raise RuntimeError(f"command failed with exit status {completed.returncode}: {command}\n{tail}")
+    return seconds
+
+
+def our_run(settings: dict[str, Any], out: Path) -> tuple[float, dict]:
+    """``replay-bench run`` with dotted ``settings`` as a whole process into ``out``: (seconds, its result)."""
+    command = [*CLI, "run", "--out", str(out), *[f"--set={item}" for item in as_overrides(settings)]]
+    seconds = time_command(shlex.join(command), cwd=str(REPO))
+    return seconds, json.loads((out / "result.json").read_text())
+
+
+def avalanche_gr(data: str, seed: int, epochs: int = AVALANCHE_EPOCHS) -> FinalAccuracy:
+    """Avalanche's ``GenerativeReplay`` with its default VAE on the stock split MNIST, the solver of ``examples/``."""
+    RNGManager.set_random_seeds(seed)
+    benchmark = SplitMNIST(n_experiences=5, seed=seed, dataset_root=data)
+    solver = SimpleMLP(num_classes=10, hidden_size=400, hidden_layers=2, drop_rate=0)
+    strategy = GenerativeReplay(model=solver, optimizer=torch.optim.Adam(solver.parameters(), lr=1e-3),
+                                train_mb_size=128, train_epochs=epochs, eval_mb_size=1000, evaluator=evaluator(True))
+    return train_and_evaluate(strategy, benchmark)
+
+
+def write_rows(out: Optional[Path], rows: Any) -> None:
+    if out is not None:
+        write_json(out, rows)
+
+
+# -- speed -------------------------------------------------------------------------------------------------------
+def speed(args: argparse.Namespace) -> Any:
+    if args.reference_command and len(args.methods) != 1:
+        raise SystemExit("--reference-command times one method's reference run: give --methods with a single method")
+    fetch_mnist(args.root)
+    print(f"threads={torch.get_num_threads()} hidden={args.hidden} latent={args.latent_dim} "
+          f"iterations/experience={args.iterations} rounds={args.rounds}", flush=True)
+    rows, ratios = [], {}
+    for round_ in range(1, args.rounds + 1):
+        baselines = {}
+        if args.reference_command:
+            baselines["the reference code"] = time_command(args.reference_command, args.reference_cwd)
+        if args.avalanche:
+            baselines["Avalanche's GR"] = timed(lambda: avalanche_gr(args.root, args.seed))[1]
+        for name, seconds in baselines.items():
+            print(f"round {round_}: {name}: {seconds:.1f} s", flush=True)
+        for method, precision, chunk in itertools.product(args.methods, args.precisions, args.replay_chunks):
+            settings = {"method.name": method, "method.replay_chunk": chunk, "prior.name": PRIORS[method],
+                        "precision": precision, "seed": args.seed, "stream.root": str(Path(args.root).resolve()),
+                        "iterations_per_experience": args.iterations, "progress": False, "replay_quality": False,
+                        "model.hidden": args.hidden, "model.latent_dim": args.latent_dim}
+            with tempfile.TemporaryDirectory() as out:
+                seconds, result = our_run(settings, Path(out))
+            name = f"{method} {precision}" + (f" chunk {chunk}" if chunk != 1 else "")
+            line = (f"round {round_}: {name}: {seconds:.1f} s as a whole process (protocol {result['total_seconds']:.1f}"
+                    f" s, {result['iterations_per_second']:.1f} it/s, per experience "
+                    f"{[round(s, 1) for s in result['train_seconds_per_experience']]}); final avg acc "
+                    f"{result['final_average_accuracy']:.4f}")
+            for baseline, theirs in baselines.items():
+                ratios.setdefault((name, baseline), []).append(theirs / seconds)
+                line += f"; {baseline} / ours x{theirs / seconds:.2f}"
+            print(line, flush=True)
+            rows.append({"round": round_, "run": name, "seconds": seconds, "baselines": baselines,
+                         "final_average_accuracy": result["final_average_accuracy"]})
+    for (name, baseline), values in ratios.items():
+        print(f"median speed-up of {name} over {baseline}: x{statistics.median(values):.2f} ({len(values)} rounds)")
+    return rows
+
+
+# -- stream ------------------------------------------------------------------------------------------------------
+def time_per_iteration(experience: Any, iterations: int, in_memory: bool) -> float:
+    """Seconds per training iteration of an MLP 784-400-400-10 in ``Naive`` (after a warm-up of 20 iterations)."""
+    torch.manual_seed(0)
+    model = MLPClassifier((1, 28, 28), 10, (400, 400))
+    seconds = []
+    for budget in (20, iterations):
+        plugins = [*([InMemoryBatches()] if in_memory else []), IterationBudget(budget)]
+        strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), train_mb_size=128,
+                         train_epochs=1, plugins=plugins, evaluator=None)
+        seconds.append(timed(lambda: strategy.train(experience))[1] / budget)
+    return seconds[-1]
+
+
+def stream(args: argparse.Namespace) -> Any:
+    fetch_mnist(args.root)
+    stock, ours = SplitMNIST(n_experiences=5, seed=0, dataset_root=args.root), split_mnist(5, seed=0, root=args.root)
+    rows = {"Avalanche SplitMNIST (stock)": time_per_iteration(stock.train_stream[0], args.iterations, False),
+            "ours, Avalanche's default loader": time_per_iteration(ours.train_stream[0], args.iterations, False),
+            "ours, InMemoryBatches": time_per_iteration(ours.train_stream[0], args.iterations, True)}
+    base = rows["Avalanche SplitMNIST (stock)"]
+    print(f"threads={torch.get_num_threads()} iterations={args.iterations} batch=128 MLP 784-400-400-10")
+    for name, seconds in rows.items():
+        print(f"{name:36s} {seconds * 1e3:7.2f} ms/iteration   speed-up x{base / seconds:5.2f}")
+    return rows
+
+
+# -- sweep -------------------------------------------------------------------------------------------------------
+def sweep(args: argparse.Namespace) -> Any:
+    import ray
+
+    out = Path(args.scratch)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    settings = {"iterations_per_experience": args.iterations, "stream.root": str(Path(args.root).resolve()),
+                "replay_quality": False, "progress": False}
+    config = str(REPO / "configs/split_mnist/gr_gaussian.yaml")
+    threads = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "
+    rows = {"ray start-up": timed(lambda: ray.init(include_dashboard=False, log_to_driver=False,
+                                                   logging_level="ERROR"))[1]}
+    ray.shutdown()
+    sets = [f"--set={item}" for item in as_overrides(settings)]
+    rows["sequential"] = sum(time_command(threads + shlex.join([*CLI, "run", config, f"--seed={seed}", *sets,
+                                                               f"--out={out / 'sequential' / str(seed)}"]), str(REPO))
+                             for seed in range(args.runs))
+    for concurrent in (1, 2):
+        path = out / f"sweep{concurrent}.yaml"
+        path.write_text(yaml.safe_dump({"out": str(out / f"concurrent{concurrent}"), "configs": [config], "set": settings,
+                                        "grid": {"seed": list(range(args.runs))}, "resources": {"cpus": 1, "threads": 1}}))
+        rows[f"sweep, {concurrent} at once"] = time_command(
+            threads + shlex.join([*CLI, "sweep", str(path), f"--max-concurrent={concurrent}"]), str(REPO))
+    for name, seconds in rows.items():
+        ratio = f", x{seconds / rows['sequential']:.2f} the sequential runs' time" if name.startswith("sweep") else ""
+        print(f"{name} ({args.runs} runs of {args.iterations} iterations per experience): {seconds:.1f} s{ratio}")
+    return rows
+
+
+# -- cifar100 ----------------------------------------------------------------------------------------------------
+PROTOCOL_ITERATIONS = 5000
+
+
+class IterationClock(SupervisedPlugin):
+    """Wall-clock times of each experience's start and of the end of each of its iterations."""
+
+    def __init__(self, synchronize: Callable[[], None]):
+        super().__init__()
+        self.synchronize, self.experiences = synchronize, []
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.synchronize()
+        self.experiences.append([time.perf_counter()])
+
+    def after_training_iteration(self, strategy, **kwargs):
+        self.synchronize()
+        self.experiences[-1].append(time.perf_counter())
+
+
+def write_synthetic_cifar(root: Path, train_per_class: int, test_per_class: int) -> None:
+    rng = np.random.default_rng(0)
+    for name, classes, per_train, per_test in (("cifar100", 100, train_per_class, test_per_class), ("cifar10", 10, 20, 5)):
+        for train, per in ((True, per_train), (False, per_test)):
+            labels = np.repeat(np.arange(classes), per)
+            write_cifar(name, root, rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8), labels, train)
+
+
+def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cache: str) -> dict:
+    """One configuration in this process: per-experience set-up, median iteration and evaluation times."""
+    torch.set_num_threads(args.threads)
+    config = resolve({}, as_overrides({
+        "method.name": method, "prior.name": PRIORS[method], "stream.name": "split_cifar100",
+        "stream.root": str(args.root), "model.conv_weights": str(args.root / "conv.pt"),
+        "model.feature_cache": cache == "on", "iterations_per_experience": args.iterations, "precision": precision,
+        "device": args.device, "progress": False, "replay_quality": False}))
+    cuda = args.device == "cuda"
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
+    with tempfile.TemporaryDirectory() as out:
+        experiment = build_experiment(config, Path(out))
+        strategy, benchmark = experiment.strategy, experiment.benchmark
+        clock = IterationClock(synchronize)
+        strategy.plugins.append(clock)
+        rows = []
+        for experience in benchmark.train_stream[: args.experiences]:
+            strategy.train(experience, eval_streams=[])
+            evaluation = timed(lambda: (strategy.eval(benchmark.test_stream), synchronize()))[1]
+            stamps = np.diff(clock.experiences[-1])
+            iteration = float(np.median(stamps[1:]))
+            rows.append({"setup_s": float(stamps[0] - iteration), "iteration_s": iteration, "eval_s": evaluation})
+    cost = [r["setup_s"] + PROTOCOL_ITERATIONS * r["iteration_s"] + r["eval_s"] for r in rows]
+    n_experiences = len(benchmark.train_stream)
+    projected = sum(cost) + (n_experiences - len(rows)) * (statistics.median(cost[1:]) if len(cost) > 1 else cost[0])
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"method": method, "precision": precision, "cache": cache, "device": args.device,
+            "stream": benchmark.name, "train_images": sum(len(e.dataset) for e in benchmark.train_stream),
+            "batch_size": config["batch_size"], "hidden": config["model"]["hidden"],
+            "threads": torch.get_num_threads(), "experiences": rows, "projected_protocol_s": projected,
+            "measured_experiences": len(rows), "protocol_experiences": n_experiences,
+            "peak_memory_mib": peak, "memory": "CUDA max allocated" if cuda else "process peak RSS"}
+
+
+def cifar100(args: argparse.Namespace) -> Any:
+    if args.one:
+        print(json.dumps(measure_cifar100(args, *args.one)))
+        return None
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        write_synthetic_cifar(Path(root), args.train_per_class, args.test_per_class)
+        pretrain_conv(Path(root) / "conv.pt", root=root, epochs=1, device=args.device, progress=False)
+        for method, precision, cache in itertools.product(args.methods, args.precisions, ("off", "on")):
+            command = [sys.executable, "-m", "scripts.bench", "cifar100", "--one", method, precision, cache, "--root",
+                       root, "--iterations", str(args.iterations), "--device", args.device, "--threads",
+                       str(args.threads), "--experiences", str(args.experiences)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            its = [e["iteration_s"] for e in row["experiences"]]
+            later = statistics.median(its[1:]) if len(its) > 1 else its[0]
+            print(f"{method} {precision} cache {cache}: {1000 * its[0]:.0f} ms/it (experience 0), {1000 * later:.0f} "
+                  f"ms/it (later experiences, median), projected protocol {row['projected_protocol_s'] / 3600:.2f} h, "
+                  f"peak {row['peak_memory_mib']:.0f} MiB", flush=True)
+    print("\n| method | precision | ms/it, no cache | ms/it, cache | speed-up | projected protocol, cache | peak memory |")
+    print("|---|---|---|---|---|---|---|")
+    for method, precision in itertools.product(args.methods, args.precisions):
+        off, on = (next(r for r in rows if (r["method"], r["precision"], r["cache"]) == (method, precision, c))
+                   for c in ("off", "on"))
+        per_it = [sum(e["iteration_s"] for e in r["experiences"]) / len(r["experiences"]) for r in (off, on)]
+        print(f"| {method} | {precision} | {1000 * per_it[0]:.0f} | {1000 * per_it[1]:.0f} | "
+              f"{per_it[0] / per_it[1]:.2f}x | {on['projected_protocol_s'] / 3600:.1f} h (no cache "
+              f"{off['projected_protocol_s'] / 3600:.1f} h) | {on['peak_memory_mib']:.0f} MiB |")
+    return rows
+
+
+# -- stock -------------------------------------------------------------------------------------------------------
+#: --pixels choice -> (suffix of the result's name, the examples' flags)
+PIXELS = {"normalised": ("", []), "unit": (", pixels in [0, 1]", ["--unit-pixels"])}
+OURS = {"gr": "GR (gaussian), SimpleMLP", "bir": "BI-R (gmm), BIRModel"}
+EXAMPLES = {"gr": gr_split_mnist.main, "bir": bir_split_mnist.main}
+COLUMNS = ("seeds", "accuracy", "average_accuracy", "seconds")
+
+
+def merge(paths: list[Path]) -> dict[str, dict]:
+    """The rows of several results files (e.g. seeds run in parallel processes), one per method and seed."""
+    merged: dict[str, dict] = {}
+    for path in paths:
+        for name, row in json.loads(path.read_text()).items():
+            into = merged.setdefault(name, {key: [] for key in row})
+            for i, seed in enumerate(row["seeds"]):
+                if seed in into["seeds"]:
+                    raise SystemExit(f"{path}: seed {seed} of {name!r} is in another file too; keep one of them")
+                for key in into:
+                    into[key].append(row[key][i])
+    return merged
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
+def stock_report(results: dict[str, dict]) -> str:
+    """The table (mean ± std over seeds), then for each of our methods run on both kinds of pixels the paired
+    difference (pixels in [0, 1] minus normalised) of the average over experiences."""
+    lines = ["| method | seeds | stream accuracy (mean ± std) | average over experiences | wall time per run |",
+             "|---|---|---|---|---|"]
+    for name, row in results.items():
+        if row["accuracy"]:
+            average = mean_std(row["average_accuracy"]) if row.get("average_accuracy") else ""
+            lines.append(f"| {name} | {' '.join(map(str, row['seeds']))} | {mean_std(row['accuracy'])} | {average} "
+                         f"| {statistics.mean(row['seconds']):.0f} s |")
+    for label in OURS.values():
+        normalised, unit = results.get(label), results.get(label + PIXELS["unit"][0])
+        if normalised and unit and len(set(normalised["seeds"]) & set(unit["seeds"])) > 1:
+            d = paired_difference(*[[{"seed": seed, "final_average_accuracy": a}
+                                     for seed, a in zip(row["seeds"], row["average_accuracy"])]
+                                    for row in (normalised, unit)])
+            low, high = d["ci95"]
+            lines.append(f"\n{label}, pixels in [0, 1] minus normalised, average over experiences, paired over seeds "
+                         f"{' '.join(map(str, d['seeds']))}: {d['mean']:+.4f} (95% interval [{low:+.4f}, {high:+.4f}], "
+                         f"paired t-test p = {d['p_value']:.3f})")
+    return "\n".join(lines)
+
+
+def stock(args: argparse.Namespace) -> Any:
+    if args.summarize:
+        results = merge(args.summarize)
+        print(stock_report(results))
+        return results
+    common = ["--data", args.root, "--iterations", str(args.iterations), "--quiet"]
+    runs, seeds = {}, {}
+    for method in args.methods:
+        if method == "avalanche":  # its decoder assumes the normalised stream
+            name = f"Avalanche GenerativeReplay, SimpleMLP, {args.avalanche_epochs} epochs"
+            runs[name], seeds[name] = (lambda s: avalanche_gr(args.root, s, args.avalanche_epochs)), args.avalanche_seeds
+            continue
+        for pixels in args.pixels:
+            name = OURS[method] + PIXELS[pixels][0]
+            runs[name] = (lambda s, example=EXAMPLES[method], flags=PIXELS[pixels][1]:
+                          example([*common, *flags, "--seed", str(s)]))
+            seeds[name] = args.seeds
+    results: dict[str, dict] = {name: {key: [] for key in COLUMNS} for name in runs}
+    for seed in sorted({seed for chosen in seeds.values() for seed in chosen}):
+        for name, work in runs.items():
+            if seed in seeds[name]:
+                accuracy, seconds = timed(lambda: work(seed))
+                for key, value in zip(COLUMNS, (seed, accuracy.stream, accuracy.average, seconds)):
+                    results[name][key].append(value)
+                print(f"{name}, seed {seed}: stream {accuracy.stream:.4f}, average over experiences "
+                      f"{accuracy.average:.4f}, in {seconds:.0f} s", flush=True)
+                write_rows(args.out, results)
+    print("\n" + stock_report(results))
+    return results
+
+
+# -- the entry point ---------------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  epilog="\n".join(__doc__.splitlines()[2:]))
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, work: Callable[[argparse.Namespace], Any], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(work=work)
+        sub.add_argument("--root", default="data", help="data root")
+        sub.add_argument("--out", type=Path, help="JSON file for the rows")
+        return sub
+
+    sub = command("speed", speed, "whole split-MNIST runs against Avalanche's GR and the reference code")
+    sub.add_argument("--methods", nargs="+", default=["bir", "gr"], choices=list(PRIORS))
+    sub.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
+    sub.add_argument("--replay-chunks", nargs="+", type=int, default=[1])
+    sub.add_argument("--rounds", type=int, default=1)
+    sub.add_argument("--no-avalanche", dest="avalanche", action="store_false", help="leave Avalanche's GR out")
+    sub.add_argument("--reference-command", help="shell command running the reference code's protocol, timed each round")
+    sub.add_argument("--reference-cwd", help="folder to run --reference-command in (the reference's checkout)")
+    sub.add_argument("--seed", type=int, default=1)
+    sub.add_argument("--iterations", type=int, default=2000)
+    sub.add_argument("--hidden", nargs="+", type=int, default=[400, 400])
+    sub.add_argument("--latent-dim", type=int, default=100)
+    sub = command("stream", stream, "ms per iteration: the stock SplitMNIST against our in-memory stream")
+    sub.add_argument("--iterations", type=int, default=300)
+    sub = command("sweep", sweep, "a Ray sweep against the same runs one after the other")
+    sub.add_argument("--runs", type=int, default=4)
+    sub.add_argument("--iterations", type=int, default=100)
+    sub.add_argument("--scratch", default="runs/bench_sweep", help="folder for the runs (emptied first)")
+    sub = command("cifar100", cifar100, "split CIFAR-100 at full size: ms per iteration, projected protocol")
+    sub.add_argument("--iterations", type=int, default=20, help="measured iterations of every experience")
+    sub.add_argument("--experiences", type=int, default=10, help="experiences measured (the rest projected)")
+    sub.add_argument("--methods", nargs="+", default=["bir", "gr"], choices=list(PRIORS))
+    sub.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    sub.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    sub.add_argument("--threads", type=int, default=torch.get_num_threads())
+    sub.add_argument("--train-per-class", type=int, default=500, help="500: the real 50,000 training images")
+    sub.add_argument("--test-per-class", type=int, default=100, help="100: the real 10,000 test images")
+    sub.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "CACHE"), help=argparse.SUPPRESS)
+    sub = command("stock", stock, "our pipelines on Avalanche's stock SplitMNIST (examples/), over seeds")
+    sub.add_argument("--iterations", type=int, default=2000, help="our iterations per experience")
+    sub.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sub.add_argument("--avalanche-seeds", type=int, nargs="*", default=[0])
+    sub.add_argument("--avalanche-epochs", type=int, default=AVALANCHE_EPOCHS, help="epochs per experience of Avalanche's GR")
+    sub.add_argument("--methods", nargs="+", choices=("gr", "bir", "avalanche"), default=["gr", "bir", "avalanche"])
+    sub.add_argument("--pixels", nargs="+", choices=tuple(PIXELS), default=["normalised"],
+                     help="what our pipelines' solvers read: the stock normalised pixels, and/or pixels in [0, 1]")
+    sub.add_argument("--summarize", type=Path, nargs="+", metavar="JSON",
+                     help="run nothing: merge these results files (--out writes the merge) and print their report")
+    return top
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    for name in ("rounds", "runs", "iterations", "experiences"):
+        if getattr(args, name, 1) < 1:
+            raise SystemExit(f"--{name} must be at least 1")
+    if getattr(args, "one", None):
+        args.root = Path(args.root)
+    rows = args.work(args)
+    if rows is not None:
+        write_rows(args.out, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
