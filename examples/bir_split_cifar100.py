@@ -17,9 +17,9 @@ from replay.models import BIRModel, ConvFeatureExtractor
 from replay.priors import build
 
 try:
-    from examples.common import FinalAccuracy, arguments, naive, train_and_evaluate
+    from examples.common import FinalAccuracy, arguments, naive, report
 except ImportError:  # run as a script
-    from common import FinalAccuracy, arguments, naive, train_and_evaluate
+    from common import FinalAccuracy, arguments, naive, report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
@@ -32,9 +32,8 @@ def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     model = BIRModel((3, 32, 32), 100, build("gmm", latent_dim=100, n_classes=100), hidden=(2000, 2000),
                      gate_prop=0.7, feature_extractor=extractor, seed=args.seed)
     plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
-    accuracy = train_and_evaluate(naive(model, 1e-4, 256, plugins, args.quiet), benchmark)
-    print(f"BI-R (gmm, internal replay) on stock SplitCIFAR100, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
-    return accuracy
+    return report(naive(model, 1e-4, 256, plugins, args.quiet), benchmark,
+                  f"BI-R (gmm, internal replay) on stock SplitCIFAR100, seed {args.seed}")
 
 
 if __name__ == "__main__":

