@@ -13,7 +13,7 @@ warnings.filterwarnings("ignore", message="no QP solver found", category=UserWar
 
 __version__ = "0.1.0"
 _EXPORTS = {
-    "ReplayPlugin": "replay.plugins", "GenerativeReplayPlugin": "replay.plugins",
+    "ReplayMethodPlugin": "replay.plugins", "GenerativeReplayPlugin": "replay.plugins",
     "BrainInspiredReplayPlugin": "replay.plugins", "IterationBudget": "replay.plugins", "SeenUnitsMask": "replay.plugins",
     "InMemoryBatches": "replay.plugins", "MixedPrecision": "replay.plugins", "FeatureCache": "replay.plugins",
     "FiniteGuardPlugin": "replay.plugins", "ReplayLossMetric": "replay.metrics", "ReplayShareMetric": "replay.metrics",

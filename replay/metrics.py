@@ -1,4 +1,4 @@
-"""Avalanche metrics of any replay method (``ReplayPlugin``), through ``EvaluationPlugin`` and its loggers: its
+"""Avalanche metrics of any replay method (``ReplayMethodPlugin``), through ``EvaluationPlugin`` and its loggers: its
 named loss terms (``ReplayLossMetric``), how its replay divides among the earlier experiences
 (``ReplayShareMetric``) and what it replays, judged by a separate classifier (``ReplayQualityMetric``). They ask the
 plugin's method for what they need (``replay.methods.ReplayMethod``), never its type."""
@@ -20,7 +20,7 @@ from replay.checks import COUNT
 from replay.errors import UserInputError
 from replay.methods.base import ReplayMethod
 from replay.plugins.protocol import materialize
-from replay.plugins.replay import ReplayPlugin
+from replay.plugins.replay import ReplayMethodPlugin
 from replay.quality import Judge, replay_quality
 from replay.random_state import preserved_rng
 
@@ -50,7 +50,7 @@ class ReplayLossMetric(PluginMetric[dict]):
         self._experience: dict[str, tuple[float, int]] = {}  # (sum, iterations) per term, from finished windows
         self._iterations = 0
         self._on_device = False
-        self._source: Optional[ReplayPlugin] = None
+        self._source: Optional[ReplayMethodPlugin] = None
 
     def result(self) -> dict:
         return self.experience_means[-1] if self.experience_means else {}
@@ -106,7 +106,7 @@ class ReplayShareMetric(PluginMetric[list]):
         self._counts: Optional[Tensor] = None
         self._origins: Optional[Tensor] = None
         self._iterations = 0
-        self._source: Optional[ReplayPlugin] = None
+        self._source: Optional[ReplayMethodPlugin] = None
 
     def result(self) -> Optional[list[float]]:
         return self.experience_shares[-1] if self.experience_shares else None
@@ -189,12 +189,12 @@ def accumulate(totals: dict[str, tuple[float, int]], name: str, total: float, co
     totals[name] = (previous + total, seen + count)
 
 
-def replay_source(strategy: SupervisedTemplate) -> ReplayPlugin:
-    """The strategy's replay plugin (the first ``ReplayPlugin``: GR's, BI-R's or any method's)."""
+def replay_source(strategy: SupervisedTemplate) -> ReplayMethodPlugin:
+    """The strategy's replay plugin (the first ``ReplayMethodPlugin``: GR's, BI-R's or any method's)."""
     for plugin in strategy.plugins:
-        if isinstance(plugin, ReplayPlugin):
+        if isinstance(plugin, ReplayMethodPlugin):
             return plugin
-    raise UserInputError("the replay metrics need a ReplayPlugin (e.g. GenerativeReplayPlugin or "
+    raise UserInputError("the replay metrics need a ReplayMethodPlugin (e.g. GenerativeReplayPlugin or "
                          "BrainInspiredReplayPlugin) among the strategy's plugins")
 
 

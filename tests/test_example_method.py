@@ -21,7 +21,7 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 
-from replay import IterationBudget, ReplayLossMetric, ReplayPlugin, ReplayShareMetric, SeenUnitsMask
+from replay import IterationBudget, ReplayLossMetric, ReplayMethodPlugin, ReplayShareMetric, SeenUnitsMask
 from replay.bench.cli import main
 from replay.bench.contract import CONTRACT
 from replay.checks import POSITIVE
@@ -171,7 +171,7 @@ def test_the_replay_metrics_read_it_and_the_quality_metric_refuses_it_in_one_lin
     losses, shares = ReplayLossMetric(every=2), ReplayShareMetric()
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters()), train_mb_size=16,
                      evaluator=EvaluationPlugin(accuracy_metrics(stream=True), losses, shares, loggers=[]),
-                     plugins=[ReplayPlugin(ReplayCurrent()), SeenUnitsMask(), IterationBudget(4)])
+                     plugins=[ReplayMethodPlugin(ReplayCurrent()), SeenUnitsMask(), IterationBudget(4)])
     for experience in tiny_stream.train_stream:
         strategy.train(experience)
     assert set(losses.experience_means[-1]) == {"current", "replay"}
@@ -179,6 +179,6 @@ def test_the_replay_metrics_read_it_and_the_quality_metric_refuses_it_in_one_lin
     judged = Naive(model=model, optimizer=torch.optim.Adam(model.parameters()),
                    evaluator=EvaluationPlugin(ReplayQualityMetric(judge=None, test_stream=tiny_stream.test_stream),
                                               loggers=[]),
-                   plugins=[ReplayPlugin(ReplayCurrent()), IterationBudget(1)])
+                   plugins=[ReplayMethodPlugin(ReplayCurrent()), IterationBudget(1)])
     with pytest.raises(UserInputError, match="ReplayQualityMetric judges images; ReplayCurrent"):
         judged.train(tiny_stream.train_stream[0])

@@ -103,7 +103,7 @@ def test_without_a_replay_plugin_it_fails_before_training(tiny_stream):
     strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters()), train_mb_size=32,
                      plugins=[IterationBudget(5)],
                      evaluator=EvaluationPlugin(ReplayLossMetric(), loggers=[]))
-    with pytest.raises(ValueError, match="need a ReplayPlugin"):
+    with pytest.raises(ValueError, match="need a ReplayMethodPlugin"):
         strategy.train(tiny_stream.train_stream[0])
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
         ReplayLossMetric(every=0)

@@ -2,7 +2,7 @@
 registered method's name; and the check that a prior trains in every registered method.
 
 Each check builds the method as ``replay-bench`` would (its model from ``replay.bench.builders``, its config keys'
-defaults), trains it through ``ReplayPlugin`` on a tiny two-experience stream, and raises ``AssertionError`` naming
+defaults), trains it through ``ReplayMethodPlugin`` on a tiny two-experience stream, and raises ``AssertionError`` naming
 what broke. ``tests/test_method_contract.py`` runs ``CONTRACT`` on every registered method, and a new method's test
 module runs it on the new method (docs/methods.md, "How to add a method").
 """
@@ -25,7 +25,7 @@ from replay.bench.experiment import build_replay
 from replay.bench.protocols import PROTOCOLS
 from replay.bench.runner import RestoreOptimizerState
 from replay.methods import METHODS, Context, method_class
-from replay.plugins import IterationBudget, ReplayPlugin, SeenUnitsMask
+from replay.plugins import IterationBudget, ReplayMethodPlugin, SeenUnitsMask
 from replay.priors import LatentPrior, build
 from replay.schema import constructor_keys
 from scenarios.streams import class_incremental_benchmark
@@ -46,7 +46,7 @@ def tiny_stream(seed: int = 0):
     return class_incremental_benchmark(draw(40), draw(10), 2, list(range(N_CLASSES)), name="contract")
 
 
-def tiny_strategy(name: str, prior: Optional[Factory] = None, seed: int = 0) -> tuple[SupervisedTemplate, ReplayPlugin]:
+def tiny_strategy(name: str, prior: Optional[Factory] = None, seed: int = 0) -> tuple[SupervisedTemplate, ReplayMethodPlugin]:
     """The method ``name`` with its default keys on the tiny stream, in a ``SupervisedTemplate`` of ``ITERATIONS``
     iterations per experience (``prior``: a factory for the method's prior, default the config's GMM; ``seed``: the
     models' initialisation)."""

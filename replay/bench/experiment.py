@@ -2,7 +2,7 @@
 
 ``build_experiment`` reads the stream's protocol (``replay.bench.protocols``); a replay method (any registered in
 ``replay.methods``) gets its model from its builder (``replay.bench.builders``), is constructed from its config keys
-and trains through one ``ReplayPlugin``; the baselines are Avalanche's own strategies.
+and trains through one ``ReplayMethodPlugin``; the baselines are Avalanche's own strategies.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from replay.metrics import ReplayLossMetric, ReplayQualityMetric, ReplayShareMet
 from replay.models import ConvFeatureExtractor
 from replay.optim import adam
 from replay.plugins import (
-    FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, ReplayPlugin, SeenUnitsMask,
+    FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, ReplayMethodPlugin, SeenUnitsMask,
 )
 from replay.plugins.protocol import materialize
 from replay.quality import judge_for
@@ -72,7 +72,7 @@ class Experiment:
     benchmark: Any
     strategy: SupervisedTemplate
     plugins: list = field(default_factory=list)
-    replay_plugin: Optional[ReplayPlugin] = None
+    replay_plugin: Optional[ReplayMethodPlugin] = None
     loss_metric: Optional[ReplayLossMetric] = None
     share_metric: Optional[ReplayShareMetric] = None
     quality_metric: Optional[ReplayQualityMetric] = None
@@ -93,22 +93,22 @@ def check_files(config: dict) -> None:
         )
 
 
-def build_replay(parts: Parts) -> tuple[ModelBuilder, torch.nn.Module, ReplayPlugin]:
+def build_replay(parts: Parts) -> tuple[ModelBuilder, torch.nn.Module, ReplayMethodPlugin]:
     """A registered replay method: its builder and the model it builds, the method from its config keys, one
-    ``ReplayPlugin``."""
+    ``ReplayMethodPlugin``."""
     name, keys = parts.config["method"]["name"], dict(parts.config["method"])
     own = {key: keys.pop(key) for key in method_parameters(name)}
     keys.pop("name")
     builder = builder_class(name)(**keys)
     model, structural = builder.build(parts)
-    return builder, model, ReplayPlugin(method_class(name)(**structural, **own), parts.config["check_finite_every"])
+    return builder, model, ReplayMethodPlugin(method_class(name)(**structural, **own), parts.config["check_finite_every"])
 
 
 def build_experiment(config: dict, out_dir: Path) -> Experiment:
     """Build a resolved ``config``'s run, writing its logs and replay images into ``out_dir``.
 
     Everything that draws random numbers is built in a fixed order after seeding (stream, conv layers, prior,
-    models), so a config always gives the same initial state. A replay method trains through one ``ReplayPlugin``,
+    models), so a config always gives the same initial state. A replay method trains through one ``ReplayMethodPlugin``,
     first among the strategy's plugins; the baselines are fine-tuning (``naive``, the lower bound) and Avalanche's
     ``Cumulative`` (``joint``, training on all the data seen so far, the upper bound).
     """

@@ -1,4 +1,4 @@
-"""Replay methods as objects of their own, apart from the Avalanche wiring (``replay.plugins.ReplayPlugin``): the
+"""Replay methods as objects of their own, apart from the Avalanche wiring (``replay.plugins.ReplayMethodPlugin``): the
 contract (``ReplayMethod``), generative replay and brain-inspired replay, and their registry.
 
 A method's config keys (``method.<key>`` of ``replay-bench``) are its constructor's parameters with defaults, less

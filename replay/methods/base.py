@@ -1,4 +1,4 @@
-"""The contract every replay method keeps: what ``replay.plugins.ReplayPlugin`` asks of it, and nothing more.
+"""The contract every replay method keeps: what ``replay.plugins.ReplayMethodPlugin`` asks of it, and nothing more.
 
 A method is the science of one replay algorithm, apart from Avalanche's wiring. Over a stream it provides
 * its experience transitions: ``check_model`` (before any training: refuse a model it cannot train), ``start``

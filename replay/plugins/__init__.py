@@ -1,4 +1,4 @@
-"""Avalanche plugins: one plugin for every replay method (``ReplayPlugin``; GR's and BI-R's named forms), and the
+"""Avalanche plugins: one plugin for every replay method (``ReplayMethodPlugin``; GR's and BI-R's named forms), and the
 protocol around them (iteration budget, in-memory batches, class-IL output mask, bf16 mixed precision, the frozen
 conv features' cache, the finite guard); our VAEs as the generator of Avalanche's own generative replay."""
 from replay.plugins.avalanche_generator import AvalancheGenerator, PriorHooks, vae_training
@@ -8,8 +8,8 @@ from replay.plugins.finite import FiniteGuardPlugin
 from replay.plugins.gr import GenerativeReplayPlugin
 from replay.plugins.precision import MixedPrecision
 from replay.plugins.protocol import InMemoryBatches, IterationBudget, SeenUnitsMask
-from replay.plugins.replay import ReplayPlugin
+from replay.plugins.replay import ReplayMethodPlugin
 
-__all__ = ["ReplayPlugin", "GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask",
+__all__ = ["ReplayMethodPlugin", "GenerativeReplayPlugin", "BrainInspiredReplayPlugin", "IterationBudget", "SeenUnitsMask",
            "InMemoryBatches", "MixedPrecision", "FeatureCache", "FiniteGuardPlugin", "AvalancheGenerator", "PriorHooks",
            "vae_training"]

@@ -1,14 +1,14 @@
-"""Brain-inspired replay (van de Ven et al. 2020) as an Avalanche plugin: ``ReplayPlugin`` around
+"""Brain-inspired replay (van de Ven et al. 2020) as an Avalanche plugin: ``ReplayMethodPlugin`` around
 ``BrainInspiredReplayMethod``."""
 from __future__ import annotations
 
 from typing import Optional
 
 from replay.methods.bir import BrainInspiredReplayMethod
-from replay.plugins.replay import ReplayPlugin
+from replay.plugins.replay import ReplayMethodPlugin
 
 
-class BrainInspiredReplayPlugin(ReplayPlugin):
+class BrainInspiredReplayPlugin(ReplayMethodPlugin):
     """BI-R (``BrainInspiredReplayMethod``, in ``self.method``) on a strategy whose model is a :class:`BIRModel`.
 
     The model keeps the activations of the strategy's forward pass over current and replayed inputs, and the loss

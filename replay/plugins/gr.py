@@ -1,4 +1,4 @@
-"""Generative replay (Shin et al. 2017) as an Avalanche plugin: ``ReplayPlugin`` around ``GenerativeReplayMethod``."""
+"""Generative replay (Shin et al. 2017) as an Avalanche plugin: ``ReplayMethodPlugin`` around ``GenerativeReplayMethod``."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -10,10 +10,10 @@ from replay.checks import POSITIVE, Range
 from replay.generators.vae import VAE
 from replay.methods.gr import GenerativeReplayMethod
 from replay.optim import adam
-from replay.plugins.replay import ReplayPlugin
+from replay.plugins.replay import ReplayMethodPlugin
 
 
-class GenerativeReplayPlugin(ReplayPlugin):
+class GenerativeReplayPlugin(ReplayMethodPlugin):
     """Turns any ``SupervisedTemplate`` into generative replay (``GenerativeReplayMethod``, in ``self.method``).
 
     The replay is appended to the current inputs (one forward pass over both), the solver's loss becomes the

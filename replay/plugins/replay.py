@@ -47,7 +47,7 @@ class ReplayAlongside:
         return output[n:]
 
 
-class ReplayPlugin(SupervisedPlugin):
+class ReplayMethodPlugin(SupervisedPlugin):
     """Turns any ``SupervisedTemplate`` into the replay method ``method`` (in ``self.method``).
 
     The hooks only move tensors: ``before_training`` lets the method refuse the model; ``before_training_exp``
