@@ -77,3 +77,26 @@ def test_priors_generators_and_methods_load_without_avalanche_or_ray():
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('avalanche', 'ray')); "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_ranges_are_checked_wherever_a_prior_or_method_is_constructed():
+    """Direct construction checks what ``build`` and the config check, with the same line (once, by the outermost
+    constructor)."""
+    import pytest
+
+    from replay.errors import UserInputError
+    from replay.generators import mlp_vae
+    from replay.methods import BrainInspiredReplayMethod, GenerativeReplayMethod
+    from replay.priors import CGBPEF, BinarizedGMM, build
+
+    cases = [
+        (lambda: CGBPEF(4, 2, anneal_steps=0), "prior.anneal_steps must be an integer >= 1, got 0"),
+        (lambda: BinarizedGMM(4, 2, r=-1.0), "prior.r must be a number >= 0, got -1.0"),
+        (lambda: BinarizedGMM(4, 2, soft="exact"), "prior.soft: 'exact' is not allowed"),
+        (lambda: GenerativeReplayMethod(mlp_vae((4,), build("gaussian", 2)), temperature=0.0),
+         "method.temperature must be a number > 0, got 0.0"),
+        (lambda: BrainInspiredReplayMethod(replay_chunk=0), "method.replay_chunk must be an integer >= 1, got 0"),
+    ]
+    for make, message in cases:
+        with pytest.raises(UserInputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+            make()

@@ -125,14 +125,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from replay.bench.results import write_json
-    from replay.bench.experiment import quality
+    from replay.bench.experiment import build_quality_metric
     from replay.bench.runner import load_run
 
     experiment, state = load_run(args.run, args.root)
     if experiment.replay_plugin is None:
         raise UserInputError(f"{args.run} is a {experiment.config['method']['name']} run: it has no replay to inspect")
     out = Path(args.out)
-    metric = quality(experiment.config, experiment.benchmark, out)
+    metric = build_quality_metric(experiment.config, experiment.benchmark, out)
     measures, _ = metric.measure(experiment.replay_plugin.method, "replay")
     write_json(out / "replay_quality.json", {"run": str(args.run), "finished_experiences": state["finished_experiences"],
                                              **measures})

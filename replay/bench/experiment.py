@@ -132,7 +132,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
         builder, model, replay_plugin = build_replay(parts)
     loss_metric, share_metric = (ReplayLossMetric(), ReplayShareMetric()) if replay_plugin else (None, None)
     judged = replay_plugin is not None and config["replay_quality"] and replay_plugin.method.replays_images(model)
-    quality_metric = quality(config, benchmark, out_dir / "replay") if judged else None
+    quality_metric = build_quality_metric(config, benchmark, out_dir / "replay") if judged else None
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         *[metric for metric in (loss_metric, share_metric, quality_metric) if metric is not None],
@@ -180,7 +180,7 @@ def judge_training_data(benchmark: CLScenario, cap_per_experience: int = 20_000)
     return (torch.cat([x[:cap_per_experience] for x, _ in columns]), torch.cat([y[:cap_per_experience] for _, y in columns]))
 
 
-def quality(config: dict, benchmark: CLScenario, image_dir: Path) -> ReplayQualityMetric:
+def build_quality_metric(config: dict, benchmark: CLScenario, image_dir: Path) -> ReplayQualityMetric:
     """The replay-quality metric of a run: the stream's judge (cached under the data root's ``judges/``) and
     grids of replay samples written to ``image_dir``."""
     root = Path(config["stream"]["root"]) if config["stream"]["root"] else default_root()
