@@ -197,6 +197,14 @@ def split_cifar100(n_experiences: int = 10, seed: int = 0, root: Path | str | No
     )
 
 
+def stream_shape(name: str, n_experiences: int, scenario: str = "class") -> tuple[tuple[int, ...], int, int]:
+    """(input shape, output units, classes per experience) of a stream, without reading its data."""
+    if name == "permuted_mnist":
+        return (1, 32, 32), 10 * n_experiences if scenario == "class" else 10, 10
+    shape, n_classes = ((1, 28, 28), 10) if name == "split_mnist" else ((3, 32, 32), 100)
+    return shape, n_classes, n_classes // n_experiences
+
+
 def check_stream(name: str, n_experiences: int, scenario: str = "class") -> None:
     """Refuse, in one line, a stream its builder cannot make (before any data is loaded).
 

@@ -55,6 +55,8 @@ SCHEMA: dict[str, Any] = {
     "replay_quality": Key(True, bool),  # GR and BI-R: judge the replay after each experience (ReplayQualityMetric)
     "replay_quality_samples": Key(100, int, range=Range(6, 10_000, integer=True)),  # samples per class seen so far
     "loggers": Key(["text"], list, LOGGERS),  # Avalanche loggers: text (log.txt), csv, tensorboard, wandb, interactive
+    # what a finished run keeps: the last checkpoint, none, or every experience's (checkpoint.expNNN.pt)
+    "checkpoints": Key("last", str, ("last", "none", "all")),
 }
 
 def method_names() -> tuple[str, ...]:

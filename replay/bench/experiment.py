@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import torch
@@ -35,10 +36,11 @@ from replay.plugins import (
     FeatureCache, FiniteGuardPlugin, InMemoryBatches, IterationBudget, MixedPrecision, ReplayMethodPlugin, SeenUnitsMask,
 )
 from replay.plugins.protocol import materialize
+from replay.priors.base import LatentPrior
 from replay.quality import judge_for
 from replay.random_state import preserved_rng, seed_everything
 from scenarios.data import default_root
-from scenarios.streams import build_stream
+from scenarios.streams import build_stream, stream_shape
 
 
 class ProgressBar(SupervisedPlugin):
@@ -93,6 +95,34 @@ def check_files(config: dict) -> None:
         )
 
 
+def build_prior(config: dict, n_classes: int) -> Optional[LatentPrior]:
+    """The config's prior for a stream of ``n_classes`` output units (None for methods without one)."""
+    if config["prior"] is None:
+        return None
+    params = {k: v for k, v in config["prior"].items() if k != "name"}
+    return priors.build(config["prior"]["name"], config["model"]["latent_dim"], n_classes, **params)
+
+
+def checkpoint_estimate(config: dict) -> int:
+    """Bytes of a run's checkpoint at its largest, estimated from its networks: each one's parameters and buffers
+    four times (the network, Adam's two moments, its frozen copy). The networks are built on the stream's shapes
+    alone (no data is read) and the random state is left as it was."""
+    stream = config["stream"]
+    shape, n_classes, per_experience = stream_shape(stream["name"], stream["n_experiences"], stream["scenario"])
+    protocol = PROTOCOLS[stream["name"]]
+    with preserved_rng():
+        extractor = ConvFeatureExtractor(frozen=True) if protocol.conv else None
+        benchmark = SimpleNamespace(input_shape=shape, n_classes=n_classes, classes_per_experience=per_experience)
+        parts = Parts(config, protocol, benchmark, build_prior(config, n_classes), extractor,
+                      {"lr": 1e-3, "betas": (0.9, 0.999)})
+        if config["method"]["name"] in BASELINES:
+            networks = {"model": parts.solver()}
+        else:
+            _, model, plugin = build_replay(parts)
+            networks = plugin.method.guarded(model)
+    return 4 * sum(t.numel() * t.element_size() for network in networks.values() for t in network.state_dict().values())
+
+
 def build_replay(parts: Parts) -> tuple[ModelBuilder, torch.nn.Module, ReplayMethodPlugin]:
     """A registered replay method: its builder and the model it builds, the method from its config keys, one
     ``ReplayMethodPlugin``."""
@@ -119,10 +149,7 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     protocol = PROTOCOLS[stream["name"]]
     benchmark = build_stream(stream["name"], stream["n_experiences"], config["seed"], stream["root"], stream["scenario"])
     extractor = ConvFeatureExtractor.load_frozen(model_cfg["conv_weights"]) if protocol.conv and model_cfg["conv_weights"] else None
-    prior = None
-    if config["prior"] is not None:
-        params = {k: v for k, v in config["prior"].items() if k != "name"}
-        prior = priors.build(config["prior"]["name"], model_cfg["latent_dim"], benchmark.n_classes, **params)
+    prior = build_prior(config, benchmark.n_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
     parts = Parts(config, protocol, benchmark, prior, extractor, optimizer_args)

@@ -2,13 +2,15 @@
 only once their successor is written and loads.
 
 Files: ``result.json`` (a finished run), ``checkpoint.pt`` (the last finished experience), ``checkpoint.prev.pt``
-(the one before it, the fallback when the last is unreadable), ``accuracy.csv``, ``log.txt``, and ``.lock``
+(the one before it, the fallback when the last is unreadable; a finished run drops it unless ``checkpoints`` says
+otherwise), ``checkpoint.expNNN.pt`` (with ``checkpoints: all``), ``accuracy.csv``, ``log.txt``, and ``.lock``
 (held with ``flock`` while a process works in the folder; the kernel releases it when the process dies, so a
 killed run never leaves the folder blocked).
 """
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -16,7 +18,7 @@ from typing import Any, Optional
 import torch
 
 from replay.errors import UserInputError
-from replay.files import atomic_file
+from replay.files import atomic_write_bytes, write_error
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
@@ -24,6 +26,7 @@ RESULT = "result.json"
 ACCURACY_CSV = "accuracy.csv"
 LOG = "log.txt"
 LOCK = ".lock"
+KEPT_CHECKPOINTS = "checkpoint.exp*.pt"  # checkpoints: all
 OUTPUTS = (RESULT, CHECKPOINT, PREVIOUS_CHECKPOINT, ACCURACY_CSV, LOG)
 CHECKPOINT_KEYS = ("config", "finished_experiences", "accuracy_matrix", "model", "rng")
 
@@ -40,8 +43,11 @@ class RunFolder:
         self._lock: Optional[Any] = None
 
     def __enter__(self) -> "RunFolder":
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / LOCK, "a+")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / LOCK, "a+")
+        except OSError as error:
+            raise write_error(self.path, error, "write into") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,6 +85,8 @@ class RunFolder:
         if overwrite:
             for name in OUTPUTS:
                 (self.path / name).unlink(missing_ok=True)
+            for kept in self.path.glob(KEPT_CHECKPOINTS):
+                kept.unlink()
             return
         if self.finished and not resume:
             raise UserInputError(f"{self.path} holds a finished run (result in {self.path / RESULT}); use another "
@@ -88,11 +96,27 @@ class RunFolder:
                                  "to start afresh")
 
     # -- checkpoints ---------------------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict) -> None:
+    def save_checkpoint(self, state: dict, keep_as: Optional[str] = None) -> None:
         """Write ``state`` to a temporary file, check that it loads, then make it ``checkpoint.pt``; the checkpoint
-        it replaces becomes ``checkpoint.prev.pt``. At every moment one loadable checkpoint is on disk."""
-        with atomic_file(self.path / CHECKPOINT, verify=loads_back, previous=self.path / PREVIOUS_CHECKPOINT) as handle:
-            torch.save(state, handle)
+        it replaces becomes ``checkpoint.prev.pt``. At every moment one loadable checkpoint is on disk. The state is
+        serialised in memory first, so that a full disk is the file system's refusal (``atomic_file``'s one line).
+
+        Args:
+            state: the checkpoint's content.
+            keep_as: also keep this checkpoint under this name (a hard link: no second copy on disk).
+        """
+        data = checkpoint_bytes(state)
+        atomic_write_bytes(self.path / CHECKPOINT, data, verify=loads_back, previous=self.path / PREVIOUS_CHECKPOINT)
+        if keep_as is not None:
+            (self.path / keep_as).unlink(missing_ok=True)
+            os.link(self.path / CHECKPOINT, self.path / keep_as)
+
+    def keep_checkpoints(self, which: str) -> None:
+        """What a finished run keeps (``checkpoints``): ``last`` drops ``checkpoint.prev.pt``; ``none`` drops both;
+        ``all`` keeps them and every experience's (``checkpoint.expNNN.pt``)."""
+        dropped = {"last": (PREVIOUS_CHECKPOINT,), "none": (PREVIOUS_CHECKPOINT, CHECKPOINT), "all": ()}[which]
+        for name in dropped:
+            (self.path / name).unlink(missing_ok=True)
 
     def load_checkpoint(self) -> tuple[Optional[dict], Optional[str]]:
         """The newest readable checkpoint (None when there is none) and, when it is the fallback, a line saying
@@ -141,6 +165,13 @@ def read_checkpoint(path: Path) -> dict:
     if missing:
         raise UserInputError(f"{path} is not a replay-bench checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def checkpoint_bytes(state: dict) -> bytes:
+    """A checkpoint as ``torch.save`` writes it."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def loads_back(path: Path) -> None:

@@ -14,10 +14,11 @@ from avalanche.training.plugins import SupervisedPlugin
 
 from replay import cl_metrics
 from replay.bench.config import ConfigError, saved_config
-from replay.bench.experiment import Experiment, build_experiment
+from replay.bench.experiment import Experiment, build_experiment, checkpoint_estimate
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, RESULT, RunFolder
 from replay.errors import NonFiniteError, UserInputError
+from replay.files import check_room, megabytes
 from replay.plugins import SeenUnitsMask
 from replay.random_state import preserved_rng, rng_state, set_rng_state
 
@@ -56,7 +57,10 @@ def accuracy_row(metrics: dict, n_experiences: int) -> list[float]:
 
 
 def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, record: RunRecord) -> None:
+    """The run's state after ``finished`` experiences (kept as ``checkpoint.expNNN.pt`` too with ``checkpoints:
+    all``)."""
     strategy = experiment.strategy
+    keep_as = f"checkpoint.exp{finished:03d}.pt" if experiment.config["checkpoints"] == "all" else None
     folder.save_checkpoint({
         "config": experiment.config,
         "finished_experiences": finished,
@@ -72,7 +76,7 @@ def save_checkpoint(folder: RunFolder, experiment: Experiment, finished: int, re
         "replay_plugin": experiment.replay_plugin.state_dict() if experiment.replay_plugin else None,
         "seen_units": [p.state_dict() for p in experiment.plugins if isinstance(p, SeenUnitsMask)],
         "rng": rng_state(),
-    })
+    }, keep_as)
 
 
 def restore_checkpoint(state: dict, experiment: Experiment, folder: Path) -> tuple[int, RunRecord]:
@@ -149,6 +153,8 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict],
     """Train from the start or from a checkpoint's ``state``, checkpointing after every experience (then calling
     ``on_experience``, as for ``run``)."""
     out_dir = folder.path
+    size = checkpoint_estimate(config)
+    check_room(out_dir, 2 * size, f"two checkpoints of about {megabytes(size)} each")
     experiment = build_experiment(config, out_dir)
     strategy, benchmark = experiment.strategy, experiment.benchmark
     n_experiences = len(benchmark.train_stream)
@@ -180,6 +186,7 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict],
             on_experience(index + 1, record)
     result = make_result(config, record, strategy.device)
     write_json(out_dir / RESULT, result)
+    folder.keep_checkpoints(config["checkpoints"])
     return result
 
 

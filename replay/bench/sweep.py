@@ -46,7 +46,7 @@ SCHEDULERS = ("asha",)
 METRICS = ("average_accuracy",)
 #: config keys that change where a run reads its data or how it reports, not what it computes: left out of the
 #: folder's name and hash (with the seed, which names the sub-folder)
-PRESENTATION_KEYS = (("progress",), ("loggers",), ("stream", "root"), ("seed",))
+PRESENTATION_KEYS = (("progress",), ("loggers",), ("checkpoints",), ("stream", "root"), ("seed",))
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from typing import Any, Optional
 
 from replay.bench.config import ConfigError, apply_overrides, resolve
 from replay.bench.rundir import CHECKPOINT, RESULT, RunFolder
-from replay.bench.sweep import Sweep, Trial, as_overrides, run_folder
+from replay.bench.sweep import Sweep, Trial, as_overrides, config_hash, run_folder
 from replay.errors import UserInputError
+from replay.files import megabytes
 
 #: where Tune keeps its own state of a sweep, below the sweep's ``out``
 TUNE_DIR = ".tune"
@@ -43,7 +44,28 @@ def describe(sweep: Sweep) -> list[str]:
     if sweep.search is not None:
         lines.append(f"search: {sweep.search['algorithm']}, {sweep.search['samples']} samples of "
                      f"{', '.join(sweep.search['space'])} for each of the {len(sweep.trials)} configs above")
-    return lines
+    return lines + disk_lines(sweep)
+
+
+def disk_lines(sweep: Sweep) -> list[str]:
+    """What the sweep's runs keep on disk once finished (their ``checkpoints`` choice), and a run's peak."""
+    from replay.bench.experiment import checkpoint_estimate  # builds networks: only when asked for
+
+    sizes: dict[str, int] = {}
+    kept = peak = 0
+    for trial in sweep.trials:
+        key = config_hash(trial.config)
+        if key not in sizes:
+            sizes[key] = checkpoint_estimate(trial.config)
+        copies = {"last": 1, "none": 0, "all": trial.config["stream"]["n_experiences"]}[trial.config["checkpoints"]]
+        kept += copies * sizes[key]
+        peak = max(peak, 2 * sizes[key])
+    if not sweep.trials:
+        return []
+    largest = max(sizes.values())
+    return [f"disk: a checkpoint of about {megabytes(min(sizes.values()))} to {megabytes(largest)} per run (about "
+            f"{megabytes(peak)} while a run writes); the {len(sweep.trials)} runs keep about {megabytes(kept)} once "
+            "finished (checkpoints: last keeps one per run; set checkpoints=none to keep none)"]
 
 
 def sampled_config(base: dict, sample: dict[str, Any]) -> dict:
