@@ -235,3 +235,51 @@ def test_an_optuna_search_proposes_configs_and_runs_them(tmp_path, mnist_root, c
     assert main(["sweep", str(path), "--max-concurrent", "1"]) == 0
     lrs = {json.loads(p.read_text())["config"]["optimizer"]["lr"] for p in (tmp_path / "runs").rglob("result.json")}
     assert len(lrs) == 2 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
+
+
+def trial_workers(root: int) -> list[int]:
+    """Pids of the Ray workers running trials (``ray::ImplicitFunc``) below the process ``root``."""
+    parents, names = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                names[int(entry.name)] = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+
+    def below(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 1)
+            if pid == root:
+                return True
+        return False
+
+    return sorted(pid for pid, name in names.items() if name.startswith("ray::ImplicitFunc") and below(pid))
+
+
+def test_a_sweep_whose_workers_are_killed_ten_times_ends_with_the_results_of_an_undisturbed_one(tmp_path, mnist_root):
+    """Chaos on a local Ray: a trial's worker killed at random moments (a seeded draw), ten times in a row."""
+    import random
+
+    path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")], max_failures=30,
+                      set={**TINY, "stream.root": str(mnist_root), "iterations_per_experience": 20})
+    process = sweep_process(path, "--max-concurrent", "2")
+    draw, kills = random.Random(0), 0
+    try:
+        deadline = time.monotonic() + 400
+        while kills < 10 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(draw.uniform(0.3, 1.5))
+            workers = trial_workers(process.pid)
+            if workers:
+                os.kill(draw.choice(workers), signal.SIGKILL)
+                kills += 1
+        output, _ = process.communicate(timeout=400)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert kills == 10, f"the sweep ended after {kills} kills"
+    assert process.returncode == 0, output
+    sweep = load_sweep(path)
+    for trial in sweep.trials:
+        assert matrix(trial.folder) == direct_run(trial.config, tmp_path / "undisturbed" / trial.folder.relative_to(sweep.out))
