@@ -18,6 +18,7 @@ from avalanche.evaluation.metric_results import MetricValue
 
 from replay.checks import COUNT
 from replay.errors import UserInputError
+from replay.files import atomic_file
 from replay.methods.base import ReplayMethod
 from replay.plugins.protocol import materialize
 from replay.plugins.replay import ReplayMethodPlugin
@@ -274,8 +275,8 @@ class ReplayQualityMetric(PluginMetric[dict]):
         grid = self.grid(to_unit(replay).cpu(), intended if intended is not None else self.judge.describe(replay)[1],
                          classes)
         if self.image_dir is not None:
-            self.image_dir.mkdir(parents=True, exist_ok=True)
-            save_image(grid, self.image_dir / f"{name}.png")
+            with atomic_file(self.image_dir / f"{name}.png") as handle:
+                save_image(grid, handle, format="png")
         return measures, grid
 
     def after_training_exp(self, strategy: SupervisedTemplate) -> list[MetricValue]:

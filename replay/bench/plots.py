@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from replay import cl_metrics  # noqa: E402
 from replay.bench.compare import group_results  # noqa: E402
 from replay.errors import UserInputError  # noqa: E402
+from replay.files import atomic_file  # noqa: E402
 
 
 def label_of(key: tuple) -> str:
@@ -99,9 +100,12 @@ def check_figure_path(out: Path) -> None:
 
 
 def save_figure(fig: Figure, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    """Write ``fig`` to ``out`` whole or not at all (``replay.files.atomic_file``), in the format of its suffix."""
+    try:
+        with atomic_file(out) as handle:
+            fig.savefig(handle, dpi=120, format=out.suffix.lstrip(".").lower())
+    finally:
+        plt.close(fig)
     return out
 
 
