@@ -80,6 +80,18 @@ def atomic_file(path: Path | str, verify: Optional[Callable[[Path], None]] = Non
         raise
 
 
+@contextmanager
+def writing_into(folder: Path | str) -> Iterator[None]:
+    """Inside the block, a write the system refuses elsewhere than through ``atomic_file`` (a logger's line on a full
+    disk) is ``write_error``'s one line about the file, or ``folder`` when the error names none; other errors pass."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL + REFUSED:
+            raise
+        raise write_error(Path(error.filename) if error.filename else Path(folder), error) from None
+
+
 def atomic_write_bytes(path: Path | str, data: bytes, verify: Optional[Callable[[Path], None]] = None,
                        previous: Optional[Path | str] = None) -> None:
     """Write ``data`` to ``path`` whole or not at all (``atomic_file``, whose arguments the others are)."""

@@ -130,3 +130,15 @@ def test_a_sweeps_dry_run_says_what_its_runs_will_keep_on_disk(tmp_path, mnist_r
     assert lines[-1] == ("disk: a checkpoint of about 24.8 MB to 24.8 MB per run (about 49.5 MB while a run writes); "
                          "the 3 runs keep about 74.3 MB once finished (checkpoints: last keeps one per run; set "
                          "checkpoints=none to keep none)")
+
+
+def test_a_write_refused_outside_the_atomic_writes_is_one_line_too(mount):
+    from replay.files import writing_into
+
+    disk = mount("64k")
+    with pytest.raises(UserInputError, match=rf"^cannot write {disk}: No space left on device; free disk space"):
+        with writing_into(disk), open(disk / "log.txt", "wb") as log:
+            log.write(bytes(1 << 20))
+    with pytest.raises(ZeroDivisionError):  # anything else keeps its traceback
+        with writing_into(disk):
+            1 / 0

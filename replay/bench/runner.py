@@ -18,7 +18,7 @@ from replay.bench.experiment import Experiment, build_experiment, checkpoint_est
 from replay.bench.results import SCHEMA, environment, read_result, write_accuracy_csv, write_json
 from replay.bench.rundir import ACCURACY_CSV, RESULT, RunFolder
 from replay.errors import NonFiniteError, UserInputError
-from replay.files import check_room, megabytes
+from replay.files import check_room, megabytes, writing_into
 from replay.plugins import SeenUnitsMask
 from replay.random_state import preserved_rng, rng_state, set_rng_state
 
@@ -155,6 +155,14 @@ def train_run(config: dict, folder: RunFolder, state: Optional[dict],
     out_dir = folder.path
     size = checkpoint_estimate(config)
     check_room(out_dir, 2 * size, f"two checkpoints of about {megabytes(size)} each")
+    with writing_into(out_dir):  # the loggers' writes: one line on a full disk, the last checkpoint kept
+        return train_experiences(config, folder, state, on_experience)
+
+
+def train_experiences(config: dict, folder: RunFolder, state: Optional[dict],
+                      on_experience: Optional[ExperienceHook] = None) -> dict:
+    """``train_run``'s work, once the folder has room."""
+    out_dir = folder.path
     experiment = build_experiment(config, out_dir)
     strategy, benchmark = experiment.strategy, experiment.benchmark
     n_experiences = len(benchmark.train_stream)
