@@ -146,14 +146,15 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(mnist_root, tmp_p
     reference = tmp_path / "reference"
     assert run_cli(mnist_root, reference, config="gr_gaussian.yaml") == 0
     run = tmp_path / "run"
-    assert run_cli(mnist_root, run, config="gr_gaussian.yaml") == 0
+    keep = ("--set", "checkpoints=all")  # a finished run keeps checkpoint.prev.pt, as a running one does
+    assert run_cli(mnist_root, run, *keep, config="gr_gaussian.yaml") == 0
     (run / "result.json").unlink()  # killed while writing the last checkpoint
     previous = read_checkpoint(run / "checkpoint.prev.pt")
     assert previous["finished_experiences"] == 4
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     capsys.readouterr()
-    assert run_cli(mnist_root, run, "--resume", config="gr_gaussian.yaml") == 0
+    assert run_cli(mnist_root, run, "--resume", *keep, config="gr_gaussian.yaml") == 0
     out = capsys.readouterr().out
     assert "checkpoint.pt is unreadable" in out and "resuming from" in out and "(4 experiences finished)" in out
     assert "after experience 3:" not in out and "after experience 4:" in out

@@ -111,7 +111,7 @@ def test_dry_run_lists_trials_and_rejected_grid_points(tmp_path, mnist_root, cap
     path = sweep_file(tmp_path, mnist_root, grid={"seed": [0], "method.temperature": [2.0, -1.0]})
     assert main(["sweep", str(path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["new", "new", "rejected", "rejected"]
+    assert [line.split()[0] for line in lines] == ["new", "new", "rejected", "rejected", "disk:"]
     assert "method.temperature must be a number > 0, got -1.0" in lines[2]
     assert not (tmp_path / "runs").exists()
 
