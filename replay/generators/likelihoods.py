@@ -30,7 +30,7 @@ class _BernoulliNLLPerUnit(torch.autograd.Function):
     Written as ``relu(a) - x*a - log(sigmoid(|a|))``, which is exact (softplus(a) = relu(a) + softplus(-|a|) and
     softplus(-|a|) = -log sigmoid(|a|)) and stable for any logit (sigmoid(|a|) lies in [0.5, 1)). Same value as
     ``F.binary_cross_entropy_with_logits`` to float rounding and the same gradient. Its speed against torch's
-    kernel depends on how fast the machine's ``log1p`` is against ``log`` (``scripts/bench_bernoulli_nll.py``;
+    kernel depends on how fast the machine's ``log1p`` is against ``log`` (a script of commit 3ea2c3e measured it;
     measurements in docs/speed.md).
     """
 

@@ -92,7 +92,7 @@ class ReplayPool:
     experience, so every replayed sample is still an independent draw from the same distribution: the method
     is unchanged, only the random stream differs from ``chunk = 1`` (one draw per iteration, the reference
     code's order, which the published results use). Larger matrix products and fewer calls make the draw
-    cheaper (``scripts/bench_replay_chunk.py`` measures it). The pool must be ``clear``-ed whenever the frozen
+    cheaper (docs/speed.md). The pool must be ``clear``-ed whenever the frozen
     networks change (the lifecycle does it at each experience's start and end). A draw returns a tuple or a
     dict of tensors with one row per sample.
 
