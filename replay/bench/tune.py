@@ -23,7 +23,7 @@ from replay.bench.config import ConfigError, apply_overrides, resolve
 from replay.bench.rundir import CHECKPOINT, RESULT, RunFolder
 from replay.bench.sweep import Sweep, Trial, as_overrides, config_hash, run_folder
 from replay.errors import UserInputError
-from replay.files import megabytes
+from replay.files import atomic_write_bytes, megabytes, writing_into
 
 #: where Tune keeps its own state of a sweep, below the sweep's ``out``
 TUNE_DIR = ".tune"
@@ -94,12 +94,6 @@ def run_trial(params: dict, trials: list[dict], out: str, threads: int, metric: 
     sample = {key: value for key, value in params.items() if key != "trial"}
     config = sampled_config(base["config"], sample) if sample else base["config"]
     folder = run_folder(Path(out), config) if sample else Path(base["folder"])
-    folder.mkdir(parents=True, exist_ok=True)
-    restored = tune.get_checkpoint()
-    if restored is not None and not RunFolder(folder).has_checkpoint:  # a node that does not see the run's folder
-        with restored.as_directory() as directory:
-            shutil.copy(Path(directory) / CHECKPOINT, folder / CHECKPOINT)
-    (folder / "node.txt").write_text(ray.get_runtime_context().get_node_id())
     reported = []
 
     def report(finished: int, record: Any) -> None:
@@ -111,6 +105,12 @@ def run_trial(params: dict, trials: list[dict], out: str, threads: int, metric: 
         reported.append(finished)
 
     try:
+        with writing_into(folder):  # a full or read-only disk: the trial's one line, not a worker's traceback
+            restored = tune.get_checkpoint()
+            if restored is not None and not RunFolder(folder).has_checkpoint:  # a node that does not see the folder
+                with restored.as_directory() as directory:
+                    atomic_write_bytes(folder / CHECKPOINT, (Path(directory) / CHECKPOINT).read_bytes())
+            atomic_write_bytes(folder / "node.txt", ray.get_runtime_context().get_node_id().encode())
         result = run(config, folder, resume=True, on_experience=report)
     except UserInputError as error:
         tune.report({"error": " ".join(str(error).split()), "folder": str(folder)})
