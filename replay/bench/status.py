@@ -13,9 +13,12 @@ from replay.errors import UserInputError
 
 
 def run_folders(roots: Iterable[Path | str]) -> list[Path]:
-    """Every folder at or below ``roots`` that holds a result or a checkpoint, sorted."""
+    """Every folder at or below ``roots`` that holds a result or a checkpoint, sorted; a root that is no folder is
+    refused in one line."""
     found = set()
     for root in map(Path, roots):
+        if not root.is_dir():
+            raise UserInputError(f"{root} is not a folder; give the folders that hold runs (e.g. runs/)")
         for name in (RESULT, CHECKPOINT, PREVIOUS_CHECKPOINT):
             found |= {path.parent for path in root.rglob(name)}
     return sorted(found)

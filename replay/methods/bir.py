@@ -70,6 +70,10 @@ class BrainInspiredReplayMethod(ReplayMethod):
         """Before an experience trains the model: the prior told the classes, the data's normalisation adopted, the
         frozen model on the device."""
         model = context.model
+        if max(context.classes) >= model.n_classes:
+            raise UserInputError(f"BIRModel has n_classes={model.n_classes}, but experience "
+                                 f"{context.experience.current_experience} has class {max(context.classes)}: build it "
+                                 f"with n_classes of at least {max(context.classes) + 1} (and its prior with as many)")
         model.prior.observe_classes(context.classes)
         self.bind(model)
         self.data_guard.start(model, [self.frozen_model], context.experience)

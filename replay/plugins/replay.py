@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Optional
 
 from torch import Tensor
 
+from avalanche.training import Cumulative
 from avalanche.training.plugins import SupervisedPlugin
 
+from replay.errors import UserInputError
 from replay.methods.base import Context, ReplayMethod
 from replay.plugins.features import FeatureCache
 from replay.plugins.finite import FiniteGuard
@@ -99,6 +101,9 @@ class ReplayMethodPlugin(SupervisedPlugin):
         return Context(strategy.model, strategy.experience, strategy.device, strategy.train_mb_size, cache)
 
     def before_training(self, strategy, **kwargs):
+        if isinstance(strategy, Cumulative):
+            raise UserInputError(f"{type(self).__name__} replays what earlier experiences taught, but Cumulative "
+                                 "already trains on all their data: use Naive (or another SupervisedTemplate)")
         self.method.check_model(strategy.model)  # before Avalanche adapts the model
 
     def before_training_exp(self, strategy, **kwargs):
@@ -115,6 +120,12 @@ class ReplayMethodPlugin(SupervisedPlugin):
 
     def after_forward(self, strategy, **kwargs):
         self._replay_scores = self.alongside.detach(strategy)
+        units, largest = strategy.mb_output.shape[-1], max(strategy.experience.classes_in_this_experience)
+        if units <= largest:  # before the criterion indexes past the output (on a GPU: a device-side assert)
+            raise UserInputError(f"{type(strategy.model).__name__} gives {units} output units, but experience "
+                                 f"{strategy.experience.current_experience} has class {largest}: build the model "
+                                 f"with at least {largest + 1} outputs (e.g. SimpleMLP(num_classes=...), "
+                                 "MLPClassifier's or BIRModel's n_classes)")
 
     def before_backward(self, strategy, **kwargs):
         strategy.loss, terms = self.method.loss(strategy.model, strategy.loss, strategy.mb_y, self._replay,
