@@ -107,6 +107,7 @@ class ReplayMethodPlugin(SupervisedPlugin):
         self.method.check_model(strategy.model)  # before Avalanche adapts the model
 
     def before_training_exp(self, strategy, **kwargs):
+        self._largest_class = max(strategy.experience.classes_in_this_experience)
         self.method.start(self.context(strategy))
         self.finite.start(strategy.experience.current_experience)
 
@@ -120,7 +121,7 @@ class ReplayMethodPlugin(SupervisedPlugin):
 
     def after_forward(self, strategy, **kwargs):
         self._replay_scores = self.alongside.detach(strategy)
-        units, largest = strategy.mb_output.shape[-1], max(strategy.experience.classes_in_this_experience)
+        units, largest = strategy.mb_output.shape[-1], self._largest_class
         if units <= largest:  # before the criterion indexes past the output (on a GPU: a device-side assert)
             raise UserInputError(f"{type(strategy.model).__name__} gives {units} output units, but experience "
                                  f"{strategy.experience.current_experience} has class {largest}: build the model "
