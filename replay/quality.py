@@ -4,8 +4,7 @@ diversity of replay samples, measured in the feature space of a separate judge c
 The judge is an MLP trained once on the stream's whole training set (never the solver being trained) and cached
 as a file; its last hidden layer is the feature space. Our machines cannot fetch Inception weights, so the
 distances are computed in this space, not in the usual Inception space: values compare runs on the same stream,
-not with published FIDs. The formulas are short and run on torch and scipy (``scipy.linalg.sqrtm``), which the
-package already needs; torchmetrics' FID would need the same custom extractor and one more dependency, and its
+not with published FIDs. The formulas are short and run on torch and numpy; torchmetrics' FID would need the same custom extractor and one more dependency, and its
 precision/recall/density/coverage is not in it.
 
 * Fréchet distance (Heusel et al., "GANs trained by a two time-scale update rule converge to a local Nash
@@ -30,7 +29,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from scipy import linalg
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -116,17 +114,23 @@ def judge_for(x: Tensor, y: Tensor, n_classes: int, cache_dir: Optional[Path | s
 def frechet_distance(real: Tensor, generated: Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two sets of features (rows), in float64.
 
+    ``Tr((S_r S_g)^(1/2))`` is computed as the sum of the square roots of the eigenvalues of the symmetric
+    ``S_r^(1/2) S_g S_r^(1/2)`` (the same spectrum as ``S_r S_g``), with ``S_r^(1/2)`` from a symmetric
+    eigendecomposition and eigenvalues rounding below zero clipped to zero: exact for the singular covariances of a
+    replay that collapsed to a few images, where a general matrix square root warns and loses accuracy.
+
     Args:
         real: features of real samples [n, d].
         generated: features of generated samples [m, d].
     """
     a, b = real.double().cpu().numpy(), generated.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(cov_a @ cov_b)
-    if np.iscomplexobj(root):
-        root = root.real  # numerical noise of the square root of a product of PSD matrices
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0.0))) @ vectors.T
+    product = root_a @ cov_b @ root_a
+    trace_root = np.sqrt(np.linalg.eigvalsh((product + product.T) / 2).clip(min=0.0)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
 def knn_radii(x: Tensor, k: int) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -31,6 +32,29 @@ def test_frechet_distance_of_a_set_to_itself_is_zero_and_grows_with_a_shift():
     assert frechet_distance(x, x + 2.0) == pytest.approx(32.0, rel=1e-6)
     scaled = frechet_distance(x, 2 * x)  # covariances I and 4I: Tr(I + 4I - 2 * 2I) = 8, up to sampling
     assert scaled == pytest.approx(8.0, rel=0.1)
+
+
+def test_frechet_distance_matches_scipys_matrix_square_root_and_stays_quiet_when_singular():
+    import warnings
+
+    from scipy import linalg
+
+    generator = torch.Generator().manual_seed(1)
+    real, generated = torch.randn(500, 6, generator=generator), torch.randn(400, 6, generator=generator) * 1.5 + 0.3
+    a, b = real.double().numpy(), generated.double().numpy()
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * linalg.sqrtm(cov_a @ cov_b).real)
+    assert frechet_distance(real, generated) == pytest.approx(expected, rel=1e-9)
+    # a replay collapsed onto three images (rank-2 covariance in 6 dimensions): no warning, the exact value
+    collapsed = real[:3].repeat(100, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = frechet_distance(real, collapsed)
+    c = collapsed.double().numpy()
+    cov_c = np.cov(c, rowvar=False)
+    eigen = np.linalg.eigvals(cov_a @ cov_c).real.clip(min=0)
+    exact = ((a.mean(0) - c.mean(0)) ** 2).sum() + np.trace(cov_a) + np.trace(cov_c) - 2 * np.sqrt(eigen).sum()
+    assert value == pytest.approx(exact, rel=1e-6)
 
 
 def test_precision_recall_density_coverage_worked_out_by_hand():

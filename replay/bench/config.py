@@ -22,7 +22,7 @@ from replay.errors import UserInputError
 from replay.methods import METHODS as REPLAY_METHODS, method_class, method_schema
 from replay.priors import PRIORS, prior_schema
 from replay.schema import Key, constructor_keys
-from scenarios.streams import STREAMS, check_stream
+from scenarios.names import STREAMS, check_stream
 
 #: methods without replay: fine-tuning (the lower bound) and training on all data so far (the upper bound)
 BASELINES = ("naive", "joint")
