@@ -1,7 +1,10 @@
 """Synthetic data for tests: Gaussian blobs and CIFAR files in torchvision's real on-disk format."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
+import pytest
 import torch
 
 from scenarios.data import write_cifar
@@ -36,3 +39,7 @@ def accept_synthetic_cifar(monkeypatch) -> None:
     from torchvision.datasets import CIFAR10, cifar
     monkeypatch.setattr(CIFAR10, "_check_integrity", lambda self: True)  # CIFAR100 inherits it
     monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: True)  # the meta file's check
+
+
+#: Ray Tune is the package's ``sweep`` extra (the ``test`` extra installs it): the sweep tests skip where it is absent
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray Tune (the sweep extra) is not installed")

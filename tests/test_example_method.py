@@ -29,6 +29,7 @@ from replay.errors import UserInputError
 from replay.methods import Context, ReplayMethod, distillation_loss, frozen_copy, register_method
 from replay.metrics import ReplayQualityMetric
 from replay.models import MLPClassifier
+from tests.helpers import needs_ray
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORT_PATH = "tests.test_example_method:ReplayCurrent"
@@ -152,6 +153,7 @@ def test_an_unknown_key_of_the_method_is_refused_in_one_line(tmp_path, mnist_roo
     assert "unknown key 'method.alpha'" in error and "temperature" in error and error.count("\n") == 1
 
 
+@needs_ray
 def test_it_runs_in_a_sweep_on_a_local_ray(tmp_path, mnist_root, monkeypatch, capsys):
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # Ray's workers import the method by its path
     config = write_config(tmp_path, mnist_root)

@@ -79,6 +79,15 @@ def test_priors_generators_and_methods_load_without_avalanche_or_ray():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
 
 
+def test_the_cli_help_and_reading_a_config_load_neither_avalanche_nor_ray():
+    code = ("import sys; from replay.bench.cli import main; from replay.bench.config import resolve; resolve({}, [])\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('avalanche', 'ray')); assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: replay-bench" in done.stdout
+
+
 def test_ranges_are_checked_wherever_a_prior_or_method_is_constructed():
     """Direct construction checks what ``build`` and the config check, with the same line (once, by the outermost
     constructor)."""

@@ -58,20 +58,25 @@ def test_bench_refuses_a_count_below_one_in_one_line():
 
 
 def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
-    """The GPU check script, tiny and on the CPU: the device tests, a timed run, the CIFAR-100 timing, four runs at
-    once; its summary names each step's figures."""
-    small = f"--set stream.root={mnist_root} --set iterations_per_experience=3 --set model.hidden=[16] --set eval_batch_size=5000"
+    """The GPU check script, tiny and on the CPU: the environment, the device tests, a timed run, the CIFAR-100
+    timing, four runs at once; one verdict line per step in its summary, with the step's figures."""
+    small = "--set iterations_per_experience=3 --set model.hidden=[16] --set eval_batch_size=5000"
     env = dict(os.environ, DEVICE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1",
-               RUN_ARGS=small, CIFAR_ARGS="--iterations 2 --train-per-class 6 --test-per-class 2 --methods bir "
-               "--precisions fp32 --threads 1")
+               REPLAY_DATA=str(mnist_root), WHEELS=str(tmp_path / "no-wheels"), RUN_ARGS=small,
+               CIFAR_ARGS="--iterations 2 --train-per-class 6 --test-per-class 2 --methods bir --precisions fp32 "
+               "--threads 1")
     done = subprocess.run(["bash", str(REPO / "scripts/gpu_check.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    summary = (tmp_path / "summary.txt").read_text()
-    assert "device: cpu (no CUDA)" in summary and "tests/test_devices.py: " in summary and "passed" in summary
-    assert "split MNIST BI-R, one run:" in summary and "final average accuracy" in summary
-    assert "| bir | fp32 |" in summary and "projected protocol" in summary
-    assert "four runs at once:" in summary and "runs per hour" in summary
+    verdicts = {line.split()[1]: line for line in (tmp_path / "summary.txt").read_text().splitlines()
+                if line.split()[0] in ("PASS", "FAIL", "TIMEOUT", "SKIP")}
+    assert list(verdicts) == ["environment", "cuda_tests", "bir_one_run", "cifar100", "bir_four_runs"]
+    assert all(line.startswith("PASS") for line in verdicts.values()), verdicts
+    assert "no CUDA" in verdicts["environment"] and "passed" in verdicts["cuda_tests"]
+    assert "final average accuracy" in verdicts["bir_one_run"]
+    assert "| bir | fp32 |" in verdicts["cifar100"] and " h (no cache " in verdicts["cifar100"]
+    assert "runs per hour" in verdicts["bir_four_runs"] and "one at a time" in verdicts["bir_four_runs"]
+    assert "5 of 5 steps passed" in (tmp_path / "summary.txt").read_text()
     assert all((tmp_path / f"bir_seed{seed}" / "result.json").exists() for seed in range(5))
     rows = json.loads((tmp_path / "bench_cifar100.json").read_text())
     assert len(rows) == 2 and {row["cache"] for row in rows} == {"off", "on"}

@@ -21,6 +21,7 @@ from replay.bench.cli import main
 from replay.bench.config import resolve
 from replay.bench.runner import run
 from replay.bench.sweep import load_sweep
+from tests.helpers import needs_ray
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs" / "split_mnist"
@@ -116,6 +117,22 @@ def test_dry_run_lists_trials_and_rejected_grid_points(tmp_path, mnist_root, cap
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_sweep_without_ray_stops_in_one_line_naming_the_extra_and_a_dry_run_needs_no_ray(tmp_path, mnist_root):
+    path = sweep_file(tmp_path, mnist_root)
+    code = ("import sys; sys.modules['ray'] = None; from replay.bench.cli import main; "
+            f"sys.exit(main(['sweep', {str(path)!r}] + sys.argv[1:]))")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    refused = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().splitlines() == [
+        "replay-bench: sweep needs Ray Tune, which is not installed here: pip install 'genreplay[sweep]'"]
+    dry = subprocess.run([sys.executable, "-c", code, "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert dry.returncode == 0 and dry.stdout.splitlines()[0].startswith("new"), dry.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 # -- real sweeps on Ray ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, mnist_root):
@@ -135,6 +152,7 @@ def by_trial(sweep) -> dict:
     return {("gr_" + t.config["prior"]["name"], t.config["seed"]): t.folder for t in sweep.trials}
 
 
+@needs_ray
 def test_a_grid_sweep_runs_every_trial_as_replay_bench_run_would_and_a_rerun_runs_nothing(tmp_path, mnist_root,
                                                                                       reference, capsys):
     path = sweep_file(tmp_path, mnist_root)
@@ -151,6 +169,7 @@ def test_a_grid_sweep_runs_every_trial_as_replay_bench_run_would_and_a_rerun_run
     assert "nothing to run" in again and "ray:" not in again  # Ray is not even started
 
 
+@needs_ray
 def test_a_killed_sweep_refuses_to_restart_without_resume_and_completes_with_it(tmp_path, mnist_root, reference,
                                                                                 capsys):
     path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")],
@@ -173,6 +192,7 @@ def test_a_killed_sweep_refuses_to_restart_without_resume_and_completes_with_it(
         assert matrix(trial.folder) == direct_run(trial.config, uninterrupted_root / trial.folder.relative_to(sweep.out))
 
 
+@needs_ray
 def test_a_trial_that_fails_by_itself_reports_one_line_and_the_others_go_on(tmp_path, mnist_root, capsys):
     path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")],
                       grid={"seed": [0], "optimizer.lr": [0.001, 1.0e20]},
@@ -185,6 +205,7 @@ def test_a_trial_that_fails_by_itself_reports_one_line_and_the_others_go_on(tmp_
     assert (good.folder / "result.json").exists() and not (bad.folder / "result.json").exists()
 
 
+@needs_ray
 def test_a_trial_whose_node_is_lost_resumes_on_another_node_with_the_same_results(tmp_path, mnist_root):
     from ray.cluster_utils import Cluster
 
@@ -213,6 +234,7 @@ def test_a_trial_whose_node_is_lost_resumes_on_another_node_with_the_same_result
     assert matrix(trial.folder) == direct_run(trial.config, tmp_path / "uninterrupted")
 
 
+@needs_ray
 def test_a_random_search_with_asha_runs_sampled_configs_in_their_own_folders(tmp_path, mnist_root, capsys):
     path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "bir_gmm.yaml")], grid={"seed": [0]},
                       search={"algorithm": "random", "samples": 2, "seed": 0,
@@ -227,6 +249,7 @@ def test_a_random_search_with_asha_runs_sampled_configs_in_their_own_folders(tmp
                zip(results, (tmp_path / "runs").rglob("result.json")))
 
 
+@needs_ray
 def test_an_optuna_search_proposes_configs_and_runs_them(tmp_path, mnist_root, capsys):
     pytest.importorskip("optuna", reason="Optuna is an optional extra (pip install optuna)")
     path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "gr_gaussian.yaml")], grid={"seed": [0]},
@@ -258,6 +281,7 @@ def trial_workers(root: int) -> list[int]:
     return sorted(pid for pid, name in names.items() if name.startswith("ray::ImplicitFunc") and below(pid))
 
 
+@needs_ray
 def test_a_sweep_whose_workers_are_killed_ten_times_ends_with_the_results_of_an_undisturbed_one(tmp_path, mnist_root):
     """Chaos on a local Ray: a trial's worker killed at random moments (a seeded draw), ten times in a row."""
     import random

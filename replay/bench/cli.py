@@ -34,8 +34,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from replay.bench.sweep import load_sweep
+    from replay.bench.tune import require_ray
     from replay.checks import COUNT
 
+    if not args.dry_run:
+        require_ray()
     if args.max_concurrent is not None:
         COUNT.check("--max-concurrent", args.max_concurrent)
     sweep = load_sweep(args.sweep, args.out)

@@ -10,6 +10,7 @@ reports its one-line error and is not retried. Finished runs are never run again
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -27,6 +28,15 @@ from replay.files import atomic_write_bytes, megabytes, writing_into
 
 #: where Tune keeps its own state of a sweep, below the sweep's ``out``
 TUNE_DIR = ".tune"
+
+
+def require_ray() -> None:
+    """Refuse, in one line, a sweep where Ray Tune is not installed (the package's ``sweep`` extra)."""
+    try:
+        importlib.import_module("ray.tune")
+    except ImportError:
+        raise UserInputError("sweep needs Ray Tune, which is not installed here: "
+                             "pip install 'genreplay[sweep]'") from None
 
 
 def trial_state(trial: Trial) -> str:
@@ -171,7 +181,7 @@ def _search_setup(sweep: Sweep, n_trials: int) -> tuple[dict, Any, int]:
     try:
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise ConfigError("search.algorithm: optuna needs the optuna package (pip install optuna)") from None
+        raise ConfigError("search.algorithm: optuna needs the optuna package: pip install 'genreplay[optuna]'") from None
     space["trial"] = tune.choice(list(range(n_trials)))
     searcher = OptunaSearch(metric=sweep.metric, mode="max", seed=sweep.search["seed"])
     return space, searcher, sweep.search["samples"]
@@ -196,6 +206,7 @@ def run_sweep(sweep: Sweep, address: Optional[str] = None, resume: bool = False,
         resume: continue unfinished runs (without it they stop the sweep before it starts).
         max_concurrent: at most this many trials at once (None: as many as the resources allow).
     """
+    require_ray()
     import ray
     from ray import tune
 
