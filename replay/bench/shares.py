@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from replay.bench.compare import group_results
-from replay.bench.plots import check_figure_path, label_of, plt, save_figure
+from replay.bench.plots import check_figure_path, plt, save_figure
 from replay.errors import UserInputError
 
 
@@ -59,7 +59,7 @@ def plot_shares(results: list[dict], out: Path) -> Path:
                 ax.bar(index + 1, share, bottom=bottom, color=colours[origin], edgecolor="white", linewidth=0.5,
                        label=f"from {origin + 1}" if index == max(shares) else None)
         ax.set(xlabel="while training experience", ylabel="share of the replay", ylim=(0, 1),
-               title=label_of(key), xticks=[index + 1 for index in shares])
+               title=key[0] if key[1] == "-" else f"{key[0]} / {key[1]}", xticks=[index + 1 for index in shares])
     axes[0, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5), title="experience")
     fig.tight_layout()
     return save_figure(fig, out)
