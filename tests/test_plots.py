@@ -20,8 +20,8 @@ LONG = "a configuration whose name is much longer than any legend entry should e
 
 
 def layout_problems(figure: matplotlib.figure.Figure) -> list[str]:
-    """Texts (titles, labels, ticks, legend entries, annotations) reaching outside the figure, and legends that
-    overlap an axes (where the data are drawn)."""
+    """Texts (titles, labels, ticks, legend entries, annotations) reaching outside the figure, values written over
+    each other, and legends that overlap an axes (where the data are drawn)."""
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     bounds = figure.bbox
@@ -32,6 +32,10 @@ def layout_problems(figure: matplotlib.figure.Figure) -> list[str]:
         box = text.get_window_extent(renderer)
         if box.x0 < bounds.x0 - 1 or box.y0 < bounds.y0 - 1 or box.x1 > bounds.x1 + 1 or box.y1 > bounds.y1 + 1:
             problems.append(f"text outside the figure: {text.get_text()[:40]!r}")
+    for ax in figure.axes:
+        boxes = [text.get_window_extent(renderer) for text in ax.texts if text.get_visible()]
+        if any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            problems.append(f"values overlap each other in {ax.get_title()[:30]!r}")
     legends = list(figure.legends) + [ax.get_legend() for ax in figure.axes if ax.get_legend() is not None]
     for legend in legends:
         box = legend.get_window_extent(renderer)
@@ -49,9 +53,9 @@ def results_of(tmp_path: Path, groups: int, seeds: int = 3, tasks: int = 5) -> l
 
 
 @pytest.mark.parametrize("size", ["two-column", "one-column"])
-@pytest.mark.parametrize("groups,long_labels", [(1, False), (4, False), (4, True), (5, True)])
-def test_nothing_is_clipped_or_covered_whatever_the_labels(tmp_path, size, groups, long_labels):
-    results = results_of(tmp_path, groups)
+@pytest.mark.parametrize("groups,long_labels,tasks", [(1, False, 5), (4, False, 10), (4, True, 5), (5, True, 3)])
+def test_nothing_is_clipped_or_covered_whatever_the_labels(tmp_path, size, groups, long_labels, tasks):
+    results = results_of(tmp_path, groups, tasks=tasks)
     labels = [f"{LONG} {g}" for g in range(groups)] if long_labels else None
     figures = make_figures(results, labels=labels, size=size)
     assert set(figures) == {"comparison", "tasks", "matrix"}

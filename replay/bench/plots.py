@@ -47,6 +47,8 @@ STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fonts
          "axes.spines.top": False, "axes.spines.right": False}
 #: characters of 7-pt text per inch of width, with a margin
 CHARS_PER_INCH = 15
+#: the smallest matrix cell (inches) that shows its value
+MIN_CELL_INCHES = 0.22
 
 
 def _flat(node: dict, prefix: str = "") -> dict[str, str]:
@@ -176,26 +178,31 @@ def tasks_figure(groups: dict[tuple, list[dict]], labels: list[str], colours: li
 
 
 def matrix_figure(groups: dict[tuple, list[dict]], labels: list[str], colours: list[str], width: float) -> Figure:
-    """One accuracy matrix per group (mean over seeds), the cells of tasks not yet trained blank."""
+    """One accuracy matrix per group (mean over seeds), the cells of tasks not yet trained blank; the values written
+    in the cells where they fit."""
     fig, axes = _panel_grid(len(groups), width, 0.0)
     panel_width = width / axes.shape[1]
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-    image = None
+    image, means = None, []
     for index, (ax, members) in enumerate(zip(axes.flat, groups.values())):
         mean = np.mean([r["accuracy_matrix"] for r in members], axis=0)
         n = len(mean)
         masked = np.ma.masked_array(mean, mask=np.triu(np.ones((n, n), dtype=bool), k=1))
         image = ax.imshow(masked, vmin=0, vmax=1, cmap=cmap)
-        if n <= 10:
-            for i, j in zip(*np.tril_indices(n)):
-                ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=5 if n > 5 else 6,
-                        color="white" if mean[i, j] < 0.5 else "black")
         ticks = range(n) if n <= 10 else range(0, n, max(1, n // 5))
         ax.set(xticks=ticks, yticks=ticks, xticklabels=[t + 1 for t in ticks], yticklabels=[t + 1 for t in ticks],
                xlabel="task", ylabel="after experience")
         ax.spines[:].set_visible(False)
         ax.set_title(_title(labels[index], panel_width), color=colours[index])
+        means.append((ax, mean))
     fig.colorbar(image, ax=axes, shrink=0.8, label="accuracy")
+    fig.draw_without_rendering()  # the layout fixes each matrix's size: write the values where the cells hold them
+    for ax, mean in means:
+        n = len(mean)
+        if ax.get_window_extent().width / fig.dpi / n >= MIN_CELL_INCHES:
+            for i, j in zip(*np.tril_indices(n)):
+                ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if mean[i, j] < 0.5 else "black")
     return fig
 
 
