@@ -35,7 +35,7 @@ def strategy(method: str, cached: bool) -> Naive:
         replay = BrainInspiredReplayPlugin()
     else:
         model = MLPClassifier((3, 32, 32), 6, (32,), extractor)
-        replay = GenerativeReplayPlugin(conv_vae(build("gaussian", 8), (3, 32, 32), (32,), likelihood="bernoulli"))
+        replay = GenerativeReplayPlugin(conv_vae((3, 32, 32), build("gaussian", 8), (32,), likelihood="bernoulli"))
     batches = FeatureCache(extractor) if cached else InMemoryBatches()
     return Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), train_mb_size=16,
                  train_epochs=1, eval_mb_size=25, plugins=[batches, replay, SeenUnitsMask(), IterationBudget(6)],

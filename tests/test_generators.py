@@ -70,7 +70,7 @@ def test_summed_reconstruction_is_the_mean_times_the_units():
 
 
 def test_conv_vae_and_a_gaussian_vae_on_features():
-    conv = conv_vae(build("gaussian", latent_dim=8), hidden=(64,))
+    conv = conv_vae((3, 32, 32), build("gaussian", latent_dim=8), hidden=(64,))
     x = torch.randn(4, 3, 32, 32)
     assert conv.loss_terms(x)["recon"].shape == (4,) and conv.generate(2).shape == (2, 3, 32, 32)
     features = mlp_vae((1024,), build("gmm", latent_dim=8, n_classes=2), hidden=(64,), likelihood="gaussian")
@@ -80,5 +80,5 @@ def test_conv_vae_and_a_gaussian_vae_on_features():
 
 def test_input_shape_mismatch_is_refused():
     vae = mlp_vae((1, 28, 28), build("gaussian", latent_dim=4), hidden=(16,))
-    with pytest.raises(ValueError, match=r"input of shape \(1, 32, 32\) does not match the VAE's \(1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"VAE: the data's samples have shape \(1, 32, 32\), but the generator was built for \(1, 28, 28\)"):
         vae.loss_terms(torch.rand(2, 1, 32, 32))

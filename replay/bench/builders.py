@@ -80,7 +80,7 @@ class GenerativeReplayModels(ModelBuilder):
         solver = parts.solver()
         hidden = self.generator_hidden or parts.hidden
         shape = parts.benchmark.input_shape
-        generator = conv_vae(parts.prior, shape, hidden) if parts.protocol.conv else mlp_vae(shape, parts.prior, hidden)
+        generator = conv_vae(shape, parts.prior, hidden) if parts.protocol.conv else mlp_vae(shape, parts.prior, hidden)
         args = parts.optimizer_args
         return solver, {"generator": generator, "optimizer_factory": lambda params: adam(params, **args)}
 

@@ -152,7 +152,7 @@ class ModelsData:
     def check_data(self, x: Tensor, where: str) -> None:
         """Raise ``UserInputError`` (one line) if ``x``, un-normalised, leaves the likelihood's support.
 
-        One host synchronisation; the plugins call it on the first batch of each experience.
+        One host synchronisation; the plugins call it on the first batch of each experience, before any update.
         """
         if not self.bounded:
             return

@@ -64,9 +64,16 @@ class VAE(ModelsData, nn.Module):
     def n_inputs(self) -> int:
         return math.prod(self.input_shape)
 
-    def check_input(self, x: Tensor) -> None:
+    def check_input(self, x: Tensor, where: str = "VAE") -> None:
+        """Raise ``UserInputError`` (one line) when the samples of ``x`` do not have the shape the VAE was built for."""
         if tuple(x.shape[1:]) != self.input_shape:
-            raise UserInputError(f"input of shape {tuple(x.shape[1:])} does not match the VAE's {self.input_shape}")
+            raise UserInputError(f"{where}: the data's samples have shape {tuple(x.shape[1:])}, but the generator was "
+                                 f"built for {self.input_shape}: build it with the data's shape")
+
+    def check_data(self, x: Tensor, where: str) -> None:
+        """The shape (``check_input``), then the likelihood's support (``ModelsData.check_data``)."""
+        self.check_input(x, where)
+        super().check_data(x, where)
 
     def encode(self, x: Tensor) -> Posterior:
         """The posterior of inputs (the prior's named ``Posterior``); normalised inputs are un-normalised first: the VAE reads, scores and
@@ -129,7 +136,18 @@ class VAE(ModelsData, nn.Module):
         return self.decode(self.prior.sample(n, classes))
 
 
-def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (400, 400),
+def _check_arguments(builder: str, input_shape: Sequence[int], prior: LatentPrior) -> tuple[int, ...]:
+    """The input shape as a tuple of positive integers; a prior in the wrong place, or a bad shape, refused."""
+    if not isinstance(prior, LatentPrior):
+        raise UserInputError(f"{builder}(input_shape, prior, ...): the second argument must be a latent prior "
+                             f"(replay.priors.build(...)), got {type(prior).__name__}")
+    if isinstance(input_shape, (int, str)) or not all(isinstance(n, int) and n >= 1 for n in input_shape):
+        raise UserInputError(f"{builder}: input_shape must be a sequence of positive integers such as (1, 28, 28), "
+                             f"got {input_shape!r}")
+    return tuple(input_shape)
+
+
+def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (400, 400), *,
             likelihood: str = "bernoulli", normalization: Optional[Normalization] = None) -> VAE:
     """Fully connected VAE (MNIST: 784-400-400, latent size from the prior); arguments as for ``VAE``.
 
@@ -140,24 +158,29 @@ def mlp_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int
         likelihood: ``bernoulli`` or ``gaussian``.
         normalization: how the inputs were normalised, or None.
     """
+    input_shape = _check_arguments("mlp_vae", input_shape, prior)
     n_inputs = math.prod(input_shape)
     encoder = nn.Sequential(nn.Flatten(), mlp([n_inputs, *hidden]))
     decoder = GatedMLPDecoder(prior.latent_dim, hidden, n_inputs)
     return VAE(encoder, decoder, prior, hidden[-1], input_shape, likelihood, normalization)
 
 
-def conv_vae(prior: LatentPrior, input_shape: Sequence[int] = (3, 32, 32), hidden: Sequence[int] = (2000, 2000),
+def conv_vae(input_shape: Sequence[int], prior: LatentPrior, hidden: Sequence[int] = (2000, 2000), *,
              likelihood: str = "gaussian", normalization: Optional[Normalization] = None) -> VAE:
-    """Pixel-level convolutional VAE for 32x32 images: the CIFAR protocol's conv stack, fc layers, mirrored
-    decoder; arguments as for ``VAE``.
+    """Pixel-level convolutional VAE for 32x32 images: the CIFAR protocol's conv stack (five stride-2 layers to
+    256 x 2 x 2), fully connected layers, mirrored decoder; arguments in ``mlp_vae``'s order, as for ``VAE``.
 
     Args:
+        input_shape: shape of one image, (channels, 32, 32).
         prior: the latent prior.
-        input_shape: shape of one image (3, 32, 32).
         hidden: widths of the fully connected layers.
         likelihood: ``gaussian`` or ``bernoulli``.
         normalization: how the images were normalised, or None.
     """
+    input_shape = _check_arguments("conv_vae", input_shape, prior)
+    if len(input_shape) != 3 or input_shape[1:] != (32, 32):
+        raise UserInputError(f"conv_vae models 32x32 images, shape (channels, 32, 32); got {input_shape}: use mlp_vae "
+                             "for other shapes")
     channels = input_shape[0]
     encoder = nn.Sequential(conv_stack(channels), nn.Flatten(), mlp([1024, *hidden]))
     decoder = nn.Sequential(

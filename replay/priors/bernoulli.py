@@ -7,6 +7,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from replay.checks import COUNT
 from replay.priors.base import LatentPrior, Posterior, PosteriorHead, check_shapes
@@ -18,7 +19,9 @@ class TanhHead(PosteriorHead):
     The batch-norm (no affine part) is ours: without it, an MLP encoder trained with Adam 1e-3 pushes every
     input's pre-activation the same way in the first iterations, tanh saturates and all inputs share one code
     (seen at d = 4 and d = 32 on MNIST); normalising each unit over the batch keeps the bits balanced. The
-    paper's residual CNN encoder has normalisation layers of its own.
+    paper's residual CNN encoder has normalisation layers of its own. A training batch of one sample (the last,
+    partial batch of an epoch, say) has no batch statistics: it is normalised with the running ones, as in evaluation,
+    and leaves them unchanged.
     """
 
     def __init__(self, in_features: int, latent_dim: int):
@@ -27,7 +30,12 @@ class TanhHead(PosteriorHead):
         self.norm = nn.BatchNorm1d(latent_dim, affine=False)
 
     def forward(self, h: Tensor) -> Posterior:
-        return Posterior(torch.tanh(self.norm(self.mean(h))))
+        pre = self.mean(h)
+        if self.training and len(pre) == 1:
+            normed = F.batch_norm(pre, self.norm.running_mean, self.norm.running_var, training=False, eps=self.norm.eps)
+        else:
+            normed = self.norm(pre)
+        return Posterior(torch.tanh(normed))
 
 
 def binarize_straight_through(x: Tensor) -> Tensor:
