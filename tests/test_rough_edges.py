@@ -113,3 +113,19 @@ def test_a_batch_of_one_is_normalised_with_the_running_statistics_and_leaves_the
     head.eval()
     assert torch.allclose(trained, head(x).mean)
     assert torch.equal(head.norm.running_mean, running[0]) and torch.equal(head.norm.running_var, running[1])
+
+
+def test_a_bir_model_whose_prior_has_fewer_class_slots_is_refused_when_built():
+    with pytest.raises(UserInputError, match=r"^BIRModel has n_classes=6, but its prior has 4 class slots: build the "
+                                             r"prior with n_classes=6$"):
+        BIRModel((16,), 6, build("gmm", latent_dim=4, n_classes=4), (16,))
+    assert BIRModel((16,), 6, build("gaussian", latent_dim=4), (16,)).n_classes == 6  # a class-free prior fits any
+
+
+def test_a_bir_model_built_for_another_shape_is_refused_on_the_first_batch(tiny_stream):
+    model = BIRModel((15,), 4, build("gmm", latent_dim=4, n_classes=4), (16,))
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters()), train_mb_size=16, evaluator=None,
+                     plugins=[BrainInspiredReplayPlugin(), IterationBudget(2)])
+    with pytest.raises(UserInputError, match=r"^BrainInspiredReplayPlugin, experience 0: the data's samples have shape "
+                                             r"\(16,\), but BIRModel was built for input_shape=\(15,\)"):
+        strategy.train(tiny_stream.train_stream[0])

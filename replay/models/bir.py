@@ -51,9 +51,13 @@ class BIRModel(ModelsData, nn.Module):
         super().__init__()
         if not 0.0 <= gate_prop < 1.0:
             raise UserInputError(f"gate_prop must be in [0, 1), got {gate_prop}")
+        if prior.n_classes is not None and prior.n_classes < n_classes:
+            raise UserInputError(f"BIRModel has n_classes={n_classes}, but its prior has {prior.n_classes} class slots: "
+                                 f"build the prior with n_classes={n_classes}")
         self.feature_extractor = feature_extractor
         self.replay_shape = (feature_extractor.out_features,) if feature_extractor is not None else tuple(input_shape)
         n_replay = math.prod(self.replay_shape)
+        self.input_shape = tuple(input_shape)
         self.n_pixels = math.prod(input_shape)
         self.n_classes = n_classes
         self.prior = prior
@@ -76,6 +80,14 @@ class BIRModel(ModelsData, nn.Module):
     @property
     def data_shape(self) -> tuple[int, ...]:
         return self.replay_shape
+
+    def check_data(self, x: Tensor, where: str) -> None:
+        """The shape (the model's input shape, or its replay space), then the likelihood's support
+        (``ModelsData.check_data``)."""
+        if tuple(x.shape[1:]) not in (self.input_shape, self.replay_shape):
+            raise UserInputError(f"{where}: the data's samples have shape {tuple(x.shape[1:])}, but BIRModel was built "
+                                 f"for input_shape={self.input_shape}: build it with the data's shape")
+        super().check_data(x, where)
 
     @property
     def gated(self) -> bool:

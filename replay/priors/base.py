@@ -181,7 +181,8 @@ class LatentPrior(Declared, nn.Module):
             return
         bad = [c for c in classes if not 0 <= c < self.n_classes]
         if bad:
-            raise UserInputError(f"class {bad[0]} is outside the prior's {self.n_classes} class slots")
+            raise UserInputError(f"class {bad[0]} is outside the prior's {self.n_classes} class slots: build the prior "
+                                 f"with n_classes of at least {max(bad) + 1}")
         self.seen[classes] = True
 
     def seen_classes(self) -> Tensor:
