@@ -37,11 +37,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from replay.bench.tune import require_ray
     from replay.checks import COUNT
 
-    if not args.dry_run:
-        require_ray()
     if args.max_concurrent is not None:
         COUNT.check("--max-concurrent", args.max_concurrent)
     sweep = load_sweep(args.sweep, args.out)
+    if not args.dry_run:
+        require_ray()
     if args.dry_run:
         from replay.bench.tune import describe
 
