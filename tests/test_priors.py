@@ -187,6 +187,41 @@ def test_cgm_keeps_past_prototypes_fixed():
     assert torch.allclose(z.mean(0), before[0], atol=0.01)
 
 
+def test_cgm_encoded_sampling_draws_from_each_classs_fitted_spread_plus_the_fixed_noise():
+    """z ~ N(m_k, S_k + variance I), m_k and S_k the mean and covariance of class k's encodings, fitted when its
+    experience ends; later experiences (whose latents hold the class again, via replay) leave the fit alone."""
+    generator = torch.Generator().manual_seed(0)
+    prior = CGM(3, n_classes=3, variance=0.1, sampling="encoded")
+    assert prior.wants_latents and not CGM(3, n_classes=3).wants_latents
+    mean = torch.tensor([1.0, -2.0, 0.5])
+    mixing = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.5, 0.3]])  # covariance mixing @ mixing.T
+    latents = torch.cat([mean + torch.randn(4000, 3, generator=generator) @ mixing.T,
+                         torch.randn(4000, 3, generator=generator) - 5.0])
+    labels = torch.cat([torch.zeros(4000, dtype=torch.long), torch.ones(4000, dtype=torch.long)])
+    prior.observe_classes([0, 1])
+    prior.end_experience(latents, labels)
+    fitted_covariance = torch.cov(latents[:4000].T.double()).float()
+    assert torch.allclose(prior.spread_mean[0], latents[:4000].mean(0), atol=1e-5)
+    factor = prior.spread_factor[0]
+    assert torch.allclose(factor @ factor.T, fitted_covariance + 0.1 * torch.eye(3), atol=1e-4)
+    torch.manual_seed(1)
+    z = prior.sample(40_000, torch.zeros(40_000, dtype=torch.long)).detach()
+    assert torch.allclose(z.mean(0), prior.spread_mean[0], atol=0.02)  # 4 standard errors
+    assert torch.allclose(torch.cov(z.T), fitted_covariance + 0.1 * torch.eye(3), atol=0.04)
+    # the next experience: class 0 arrives again only as replay, with other encodings; its fit stays
+    prior.observe_classes([2])
+    prior.end_experience(torch.cat([latents[:10] + 9.0, torch.zeros(5, 3)]),
+                         torch.cat([torch.zeros(10, dtype=torch.long), torch.full((5,), 2)]))
+    assert torch.allclose(prior.spread_mean[0], latents[:4000].mean(0), atol=1e-5)
+    assert prior.fitted.tolist() == [True, True, True]
+    # a class with a single encoding keeps the prototype sampler
+    lone = CGM(2, n_classes=2, variance=0.1, sampling="encoded")
+    lone.observe_classes([0])
+    lone.end_experience(torch.ones(1, 2), torch.zeros(1, dtype=torch.long))
+    draws = lone.sample(20_000, torch.zeros(20_000, dtype=torch.long))
+    assert not lone.fitted[0] and torch.allclose(draws.mean(0), lone.current_prototypes()[0], atol=0.01)
+
+
 def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="unknown prior 'nope'"):
         priors.build("nope", latent_dim=4)

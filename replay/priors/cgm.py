@@ -39,8 +39,14 @@ class CGM(LatentPrior):
       per-image summed reconstruction loss). No KL.
     * Assignment: the label; else the most probable class of the soft probabilities; else the nearest seen
       prototype (the unsupervised CGM1 rule).
-    * Sampling: z = g_k + eps. Prototypes of past classes are frozen at the end of each experience
-      (``end_experience``), so replay keeps decoding to them while new classes move.
+    * Sampling (``sampling``): ``prototype``, as in the paper, z = g_k + eps, eps ~ N(0, variance I); or
+      ``encoded`` (ours, an option): z ~ N(m_k, S_k + variance I), with m_k and S_k the mean and covariance of the
+      encoder's means r of class k's training data, fitted when the class's experience ends. That is the Gaussian
+      fitted to the class's aggregate posterior (r + eps over its data): it keeps the spread of the class's
+      encodings, where a prototype and the small fixed noise replay nearly one image per class. A class fitted from
+      fewer than two encodings falls back to its prototype.
+    * Prototypes (and fits) of past classes are frozen at the end of each experience (``end_experience``), so replay
+      keeps decoding to them while new classes move.
 
     Args:
         latent_dim: size of the latent code.
@@ -50,15 +56,18 @@ class CGM(LatentPrior):
         lam: weight of the MMD term.
         beta: weight of the descriptor term.
         margin: the descriptor's squared-distance margin to other prototypes.
+        sampling: ``prototype`` (the paper's) or ``encoded`` (each class's fitted spread of encodings).
     """
 
     conditional = True
 
     ranges = {"variance": POSITIVE, "info_rate": POSITIVE, "lam": NON_NEGATIVE, "beta": NON_NEGATIVE,
               "margin": NON_NEGATIVE}
+    choices = {"sampling": ("prototype", "encoded")}
 
     def __init__(self, latent_dim: int, n_classes: Optional[int] = None, variance: float = 0.02,
-                 info_rate: Optional[float] = None, lam: float = 1000.0, beta: float = 1.0, margin: float = 1.0):
+                 info_rate: Optional[float] = None, lam: float = 1000.0, beta: float = 1.0, margin: float = 1.0,
+                 sampling: str = "prototype"):
         if not n_classes:
             raise UserInputError("CGM needs n_classes (one prototype per class)")
         super().__init__(latent_dim, n_classes)
@@ -70,6 +79,12 @@ class CGM(LatentPrior):
         self.prototypes = nn.Parameter(torch.randn(n_classes, latent_dim))
         self.register_buffer("frozen_prototypes", torch.zeros(n_classes, latent_dim))
         self.register_buffer("frozen", torch.zeros(n_classes, dtype=torch.bool))
+        self.sampling = sampling
+        self.wants_latents = sampling == "encoded"
+        if self.wants_latents:  # the prototype sampler's state stays as it was
+            self.register_buffer("spread_mean", torch.zeros(n_classes, latent_dim))
+            self.register_buffer("spread_factor", torch.zeros(n_classes, latent_dim, latent_dim))
+            self.register_buffer("fitted", torch.zeros(n_classes, dtype=torch.bool))
 
     def posterior_head(self, in_features: int) -> nn.Module:
         return FixedVarianceHead(in_features, self.latent_dim, math.log(self.variance))
@@ -106,13 +121,41 @@ class CGM(LatentPrior):
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         classes = self.requested_classes(n, classes)
         centres = self.current_prototypes()[classes]
-        return centres + math.sqrt(self.variance) * torch.randn_like(centres)
+        noise = torch.randn_like(centres)
+        prototype_draw = centres + math.sqrt(self.variance) * noise
+        if self.sampling == "prototype":
+            return prototype_draw
+        encoded_draw = self.spread_mean[classes] + (self.spread_factor[classes] @ noise.unsqueeze(-1)).squeeze(-1)
+        return torch.where(self.fitted[classes].unsqueeze(1), encoded_draw, prototype_draw)
 
     @torch.no_grad()
     def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
         newly = self.seen & ~self.frozen
         self.frozen_prototypes[newly] = self.prototypes[newly].detach()
+        if self.sampling == "encoded" and latents is not None:
+            self.fit_spreads(latents, labels, newly.nonzero().flatten().tolist())
         self.frozen |= self.seen
 
+    @torch.no_grad()
+    def fit_spreads(self, latents: Tensor, labels: Tensor, classes: list[int]) -> None:
+        """For each of ``classes`` with at least two encodings: m_k, and the Cholesky factor of S_k + variance I
+        (float64, then stored in the prior's dtype).
+
+        Args:
+            latents: encoder means r [n, latent_dim].
+            labels: their classes [n].
+            classes: the classes to fit (those whose experience just ended).
+        """
+        eye = torch.eye(self.latent_dim, dtype=torch.float64, device=latents.device)
+        for k in classes:
+            own = latents[labels == k].double()
+            if len(own) < 2:
+                continue
+            covariance = torch.cov(own.T).reshape(self.latent_dim, self.latent_dim)
+            self.spread_mean[k] = own.mean(0).to(self.spread_mean.dtype)
+            self.spread_factor[k] = torch.linalg.cholesky(covariance + self.variance * eye).to(self.spread_factor.dtype)
+            self.fitted[k] = True
+
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, variance={self.variance}, lam={self.lam}, beta={self.beta}, margin={self.margin}"
+        return (f"{super().extra_repr()}, variance={self.variance}, lam={self.lam}, beta={self.beta}, "
+                f"margin={self.margin}, sampling={self.sampling}")
