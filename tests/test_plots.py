@@ -26,8 +26,16 @@ def layout_problems(figure: matplotlib.figure.Figure) -> list[str]:
     renderer = figure.canvas.get_renderer()
     bounds = figure.bbox
     problems = []
+    undrawn = set()  # labels of ticks outside the axes' view, which matplotlib keeps but does not draw
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 <= tick.get_loc() <= high + 1e-9:
+                    undrawn.update({id(tick.label1), id(tick.label2)})
     for text in figure.findobj(Text):
-        if not text.get_visible() or not text.get_text().strip() or (text.axes and not text.axes.get_visible()):
+        if (not text.get_visible() or not text.get_text().strip() or (text.axes and not text.axes.get_visible())
+                or id(text) in undrawn):
             continue
         box = text.get_window_extent(renderer)
         if box.x0 < bounds.x0 - 1 or box.y0 < bounds.y0 - 1 or box.x1 > bounds.x1 + 1 or box.y1 > bounds.y1 + 1:
@@ -131,3 +139,36 @@ def test_compare_plot_writes_the_table_and_the_figures(tmp_path, capsys):
     assert "| gr | gmm |" in out and f"wrote {tmp_path / 'cmp-matrix.png'}" in out
     assert main(["compare", *map(str, files), "--plot", str(tmp_path / "cmp.gif")]) == 2
     assert "| gr |" not in capsys.readouterr().out  # refused before the table
+
+
+def test_accuracy_against_a_replay_measure_one_point_per_run_and_the_csv_columns(tmp_path, capsys):
+    import csv
+
+    files = []
+    for index, (method, prior) in enumerate((("bir", "cgm"), ("bir", "gmm"))):
+        for seed in (0, 1):
+            path = fake_result(tmp_path / f"{index}{seed}.json", method, seed, [0.5 + 0.2 * index, 0.9], prior=prior)
+            record = json.loads(path.read_text())
+            record["replay_quality_per_experience"] = [None, {"diversity_ratio": 0.1 + 0.5 * index + 0.01 * seed,
+                                                              **{m: 0.5 for m in ("min_diversity_ratio", "recall",
+                                                                                  "coverage", "precision", "density",
+                                                                                  "frechet_distance", "class_entropy")}}]
+            path.write_text(json.dumps(record))
+            files.append(path)
+    assert main(["plot", *map(str, files), "--versus", "diversity_ratio", "--out", str(tmp_path / "vs.pdf")]) == 0
+    from replay.bench.plots import versus_figure
+
+    figure = versus_figure([read_result(f) for f in files], "diversity_ratio", labels=[LONG, LONG + " 2"])
+    assert layout_problems(figure) == []
+    offsets = [collection.get_offsets().tolist() for collection in figure.axes[0].collections]
+    expected = [[[0.1, 0.7], [0.11, 0.7]], [[0.6, 0.8], [0.61, 0.8]]]  # (diversity, final accuracy) of each run
+    assert np.allclose(offsets, expected)
+    matplotlib.pyplot.close(figure)
+    capsys.readouterr()
+    plain = fake_result(tmp_path / "plain.json", "gr", 0, [0.5, 0.9])
+    assert main(["plot", str(plain), "--versus", "diversity_ratio", "--out", str(tmp_path / "no.png")]) == 2
+    assert "none of these runs measured its replay" in capsys.readouterr().err
+    assert main(["compare", *map(str, files), plain.as_posix(), "--csv", str(tmp_path / "runs.csv")]) == 0
+    with open(tmp_path / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["replay_diversity_ratio"] for row in rows) == ["", "0.100000", "0.110000", "0.600000", "0.610000"]

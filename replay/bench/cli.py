@@ -81,6 +81,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from replay.bench.results import read_result
 
     results = [read_result(p) for p in args.results]
+    if args.versus:
+        from replay.bench.plots import check_figure_path, save_figure, versus_figure
+
+        check_figure_path(Path(args.out))
+        print(f"wrote {save_figure(versus_figure(results, args.versus, args.label, args.size), Path(args.out))}")
+        return 0
     for path in plot_results(results, Path(args.out), args.ymin, args.label, args.size):
         print(f"wrote {path}")
     return 0
@@ -207,6 +213,9 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("results", nargs="+")
     plot.add_argument("--out", required=True, help="figure path (.png, .pdf or .svg)")
     figure_options(plot)
+    plot.add_argument("--versus", metavar="MEASURE",
+                      help="instead: one figure of each run's final accuracy against a measure of its replay "
+                           "(diversity_ratio, recall, coverage, ...)")
 
     shares = command("shares", cmd_shares, "each earlier experience's share of the replay (table, and a figure with --out)")
     shares.add_argument("results", nargs="+")

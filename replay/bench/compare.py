@@ -3,7 +3,7 @@ CSV row per run; ``replay-bench paired``: the difference between two configurati
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -88,14 +88,26 @@ def compare_table(results: list[dict], references: Sequence[dict] = ()) -> str:
     return "\n".join(lines)
 
 
+#: measures of the replay (``replay.quality``) that ``runs_csv`` and ``replay-bench plot --versus`` read
+REPLAY_MEASURES = ("diversity_ratio", "min_diversity_ratio", "recall", "coverage", "precision", "density",
+                   "frechet_distance", "class_entropy")
+
+
+def final_replay_quality(result: dict) -> Optional[dict]:
+    """The replay quality measured after the run's last experience that recorded one (None: not recorded)."""
+    recorded = [q for q in result.get("replay_quality_per_experience") or [] if q]
+    return recorded[-1] if recorded else None
+
+
 def runs_csv(results: list[dict]) -> str:
     """One row per run, in the table's order: what it ran, its seed, final average accuracy, final accuracy on
-    each task (empty beyond a stream's length) and its training time."""
+    each task (empty beyond a stream's length), its training time and the last recorded measures of its replay
+    (``replay_<measure>``; empty where the run did not measure them)."""
     n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
     header = ["method", "precision", "replay_chunk", "prior", "prior_params", "stream", "n_experiences", "seed",
               "final_average_accuracy", "backward_transfer", "average_forgetting",
               *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
-              "iterations_per_second"]
+              "iterations_per_second", *[f"replay_{measure}" for measure in REPLAY_MEASURES]]
     rows = []
     for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
         last = result["accuracy_matrix"][-1]
@@ -106,7 +118,9 @@ def runs_csv(results: list[dict]) -> str:
                      f"{cl_metrics.average_forgetting(result['accuracy_matrix']):.6f}",
                      *[f"{last[j]:.6f}" if j < len(last) else "" for j in range(n_tasks)],
                      f"{sum(result['train_seconds_per_experience']):.1f}",
-                     f"{result.get('iterations_per_second', float('nan')):.2f}"])
+                     f"{result.get('iterations_per_second', float('nan')):.2f}",
+                     *[f"{quality[m]:.6f}" if quality else "" for m in REPLAY_MEASURES
+                       for quality in [final_replay_quality(result)]]])
     return csv_text(header, rows)
 
 

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from replay import cl_metrics  # noqa: E402
-from replay.bench.compare import group_results  # noqa: E402
+from replay.bench.compare import REPLAY_MEASURES, final_replay_quality, group_results  # noqa: E402
 from replay.bench.config import saved_config  # noqa: E402
 from replay.bench.sweep import science  # noqa: E402
 from replay.errors import UserInputError  # noqa: E402
@@ -203,6 +203,43 @@ def matrix_figure(groups: dict[tuple, list[dict]], labels: list[str], colours: l
             for i, j in zip(*np.tril_indices(n)):
                 ax.text(j, i, f"{mean[i, j]:.2f}", ha="center", va="center", fontsize=5,
                         color="white" if mean[i, j] < 0.5 else "black")
+    return fig
+
+
+def versus_figure(results: list[dict], measure: str, labels: Optional[Sequence[str]] = None,
+                  size: str = "two-column") -> Figure:
+    """Final average accuracy of each run against a measure of its last recorded replay (``replay.quality``), one
+    point per run, one colour per configuration: does accuracy follow, say, the replay's diversity?
+
+    Args:
+        results: result records that recorded their replay's quality.
+        measure: one of ``REPLAY_MEASURES``.
+        labels: one label per configuration, in order (None: ``short_labels``).
+        size: ``two-column`` or ``one-column``.
+    """
+    if measure not in REPLAY_MEASURES:
+        raise UserInputError(f"--versus must be one of {', '.join(REPLAY_MEASURES)}, got {measure!r}")
+    measured = [r for r in results if final_replay_quality(r)]
+    if not measured:
+        raise UserInputError(f"none of these runs measured its replay ({measure}): run them with replay_quality: true")
+    groups = group_results(measured)
+    defaults = short_labels(groups)
+    if labels is not None and len(labels) != len(groups):
+        raise UserInputError(f"--label given {len(labels)} times, but the runs that measured their replay form "
+                             f"{len(groups)} configurations (in order: {'; '.join(defaults)})")
+    labels = list(labels) if labels is not None else defaults
+    width = WIDTHS[size]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(width, width * 0.55 + 0.16 * _legend_rows(labels, width) + 0.1),
+                               layout="constrained")
+        handles = []
+        for index, members in enumerate(groups.values()):
+            x = [final_replay_quality(r)[measure] for r in members]
+            y = [r["final_average_accuracy"] for r in members]
+            handles.append(ax.scatter(x, y, s=18, color=PALETTE[index % len(PALETTE)], zorder=3))
+        ax.set(xlabel=f"replay {measure.replace('_', ' ')} after the last experience", ylabel="final average accuracy")
+        ax.grid(alpha=0.3)
+        _legend_below(fig, handles, labels, width)
     return fig
 
 
