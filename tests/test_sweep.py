@@ -154,12 +154,15 @@ def by_trial(sweep) -> dict:
 
 @needs_ray
 def test_a_grid_sweep_runs_every_trial_as_replay_bench_run_would_and_a_rerun_runs_nothing(tmp_path, mnist_root,
-                                                                                      reference, capsys):
-    path = sweep_file(tmp_path, mnist_root)
+                                                                                      reference, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative out: the runs land below where the sweep started, not in Tune's folders
+    path = sweep_file(tmp_path, mnist_root, out="runs")
     assert main(["sweep", str(path), "--max-concurrent", "2"]) == 0
     output = capsys.readouterr().out
-    assert "ray: local" in output and len([line for line in output.splitlines() if line.startswith("[")]) == 4
+    finished = [line for line in output.splitlines() if line.startswith("[")]
+    assert "ray: local" in output and len(finished) == 4 and not any(line.endswith("nan") for line in finished)
     sweep = load_sweep(path)
+    assert all(trial.folder.is_relative_to(tmp_path / "runs") for trial in sweep.trials)
     for key, folder in by_trial(sweep).items():
         assert matrix(folder) == reference[key], key
         assert {"checkpoint.pt", "accuracy.csv", "result.json"} <= {p.name for p in folder.iterdir()}

@@ -36,6 +36,7 @@ from typing import Any, Optional
 from replay.bench.config import ConfigError, apply_overrides, load_yaml, resolve
 from replay.checks import COUNT, NON_NEGATIVE, Range
 from replay.errors import UserInputError
+from scenarios.data import default_root
 
 SWEEP_KEYS = ("out", "configs", "set", "grid", "resources", "max_failures", "search", "scheduler", "metric")
 ENTRY_KEYS = ("config", "set", "grid")
@@ -231,7 +232,8 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
     metric = data.get("metric", "average_accuracy")
     if metric not in METRICS:
         raise ConfigError(f"metric: {metric!r} is not allowed; allowed: {', '.join(METRICS)}")
-    root = Path(out or data.get("out") or Path("runs") / "sweeps" / path.stem)
+    # absolute: a Ray worker does not run where the sweep started (Tune moves it into a folder of its own)
+    root = Path(out or data.get("out") or Path("runs") / "sweeps" / path.stem).resolve()
     sweep = Sweep(root, [], _check_resources(data.get("resources")), max_failures, _check_search(data.get("search")),
                   _check_scheduler(data.get("scheduler")), metric)
     seen: set[Path] = set()
@@ -245,6 +247,7 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
             except UserInputError as error:
                 sweep.rejected.append((overrides, " ".join(str(error).split())))
                 continue
+            config["stream"]["root"] = str(Path(config["stream"]["root"] or default_root()).resolve())
             folder = run_folder(root, config)
             if folder not in seen:
                 seen.add(folder)

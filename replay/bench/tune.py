@@ -220,6 +220,7 @@ def run_sweep(sweep: Sweep, address: Optional[str] = None, resume: bool = False,
     param_space, searcher, samples = _search_setup(sweep, len(pending))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials run where the sweep started, as replay-bench run
     started = time.perf_counter()
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              configure_logging=True)
