@@ -82,6 +82,15 @@ def short_labels(groups: dict[tuple, list[dict]]) -> list[str]:
     return labels
 
 
+def chosen_labels(groups: dict[tuple, list[dict]], labels: Optional[Sequence[str]]) -> list[str]:
+    """The user's ``labels`` (one per group, checked) or the short labels."""
+    defaults = short_labels(groups)
+    if labels is not None and len(labels) != len(groups):
+        raise UserInputError(f"--label given {len(labels)} times, but the results form {len(groups)} configurations "
+                             f"(in order: {'; '.join(defaults)}): give one label per configuration")
+    return list(labels) if labels is not None else defaults
+
+
 def _interval(values: np.ndarray) -> np.ndarray:
     """Half-width of the 95% t-interval of the mean over axis 0 (0 with one value)."""
     n = len(values)
@@ -99,19 +108,24 @@ def _title(text: str, panel_inches: float) -> str:
     return _wrap(text, 0.8 * panel_inches * 7 / 8)
 
 
-def _legend_below(fig: Figure, handles: list, labels: list[str], width: float) -> None:
-    """A legend under the panels (constrained layout makes room): as many columns as the longest label allows."""
+def _legend_layout(labels: list[str], width: float) -> tuple[int, list[str]]:
+    """(columns, wrapped labels) of a legend across a figure ``width`` inches wide: as many columns as the longest
+    label allows."""
     longest = max(len(label) for label in labels)
     columns = max(1, min(len(labels), int(width * CHARS_PER_INCH) // (longest + 6)))
-    wrapped = [_wrap(label, width / columns - 0.5) for label in labels]
+    return columns, [_wrap(label, width / columns - 0.5) for label in labels]
+
+
+def _legend_below(fig: Figure, handles: list, labels: list[str], width: float) -> None:
+    """A legend under the panels (constrained layout makes room)."""
+    columns, wrapped = _legend_layout(labels, width)
     fig.legend(handles, wrapped, loc="outside lower center", ncols=columns, frameon=False)
 
 
 def _legend_rows(labels: list[str], width: float) -> int:
-    longest = max(len(label) for label in labels)
-    columns = max(1, min(len(labels), int(width * CHARS_PER_INCH) // (longest + 6)))
-    per_label = max(len(_wrap(label, width / columns - 0.5).splitlines()) for label in labels)
-    return -(-len(labels) // columns) * per_label
+    """Text lines the legend of ``_legend_below`` takes."""
+    columns, wrapped = _legend_layout(labels, width)
+    return -(-len(labels) // columns) * max(len(label.splitlines()) for label in wrapped)
 
 
 def comparison_figure(groups: dict[tuple, list[dict]], labels: list[str], colours: list[str], width: float,
@@ -223,11 +237,7 @@ def versus_figure(results: list[dict], measure: str, labels: Optional[Sequence[s
     if not measured:
         raise UserInputError(f"none of these runs measured its replay ({measure}): run them with replay_quality: true")
     groups = group_results(measured)
-    defaults = short_labels(groups)
-    if labels is not None and len(labels) != len(groups):
-        raise UserInputError(f"--label given {len(labels)} times, but the runs that measured their replay form "
-                             f"{len(groups)} configurations (in order: {'; '.join(defaults)})")
-    labels = list(labels) if labels is not None else defaults
+    labels = chosen_labels(groups, labels)
     width = WIDTHS[size]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(width, width * 0.55 + 0.16 * _legend_rows(labels, width) + 0.1),
@@ -275,11 +285,7 @@ def make_figures(results: list[dict], ymin: float = 0.0, labels: Optional[Sequen
     if size not in WIDTHS:
         raise UserInputError(f"--size must be one of {', '.join(WIDTHS)}, got {size!r}")
     groups = group_results(results)
-    defaults = short_labels(groups)
-    if labels is not None and len(labels) != len(groups):
-        raise UserInputError(f"--label given {len(labels)} times, but the results form {len(groups)} configurations "
-                             f"(in order: {'; '.join(defaults)}): give one label per configuration")
-    labels = list(labels) if labels is not None else defaults
+    labels = chosen_labels(groups, labels)
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(groups))]
     width = WIDTHS[size]
     with plt.rc_context(STYLE):
