@@ -41,6 +41,8 @@ WIDTHS = {"two-column": 7.0, "one-column": 3.5}
 FORMATS = (".png", ".pdf", ".svg")
 #: Okabe & Ito (2008), "Color universal design", without yellow (too light on white)
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: markers of the configurations after the first len(PALETTE): colour and marker together stay unique
+MARKERS = ("o", "s", "^", "D", "v")
 DISPLAY = {"gr": "GR", "bir": "BI-R", "naive": "Naive", "joint": "Joint"}
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path",
@@ -89,6 +91,11 @@ def chosen_labels(groups: dict[tuple, list[dict]], labels: Optional[Sequence[str
         raise UserInputError(f"--label given {len(labels)} times, but the results form {len(groups)} configurations "
                              f"(in order: {'; '.join(defaults)}): give one label per configuration")
     return list(labels) if labels is not None else defaults
+
+
+def _marker(index: int) -> str:
+    """The marker of the ``index``-th configuration (a new one each time the palette's colours come round)."""
+    return MARKERS[(index // len(PALETTE)) % len(MARKERS)]
 
 
 def _interval(values: np.ndarray) -> np.ndarray:
@@ -143,7 +150,7 @@ def comparison_figure(groups: dict[tuple, list[dict]], labels: list[str], colour
         curves = np.array([cl_metrics.average_accuracy_curve(m) for m in matrices])
         steps = np.arange(1, curves.shape[1] + 1)
         mean, half = curves.mean(0), _interval(curves)
-        (line,) = curve_ax.plot(steps, mean, marker="o", markersize=3, color=colours[index], linewidth=1.2)
+        (line,) = curve_ax.plot(steps, mean, marker=_marker(index), markersize=3, color=colours[index], linewidth=1.2)
         if len(curves) > 1:
             curve_ax.fill_between(steps, mean - half, mean + half, color=colours[index], alpha=0.2, linewidth=0)
         handles.append(line)
@@ -246,7 +253,7 @@ def versus_figure(results: list[dict], measure: str, labels: Optional[Sequence[s
         for index, members in enumerate(groups.values()):
             x = [final_replay_quality(r)[measure] for r in members]
             y = [r["final_average_accuracy"] for r in members]
-            handles.append(ax.scatter(x, y, s=18, color=PALETTE[index % len(PALETTE)], zorder=3))
+            handles.append(ax.scatter(x, y, s=18, color=PALETTE[index % len(PALETTE)], marker=_marker(index), zorder=3))
         ax.set(xlabel=f"replay {measure.replace('_', ' ')} after the last experience", ylabel="final average accuracy")
         ax.grid(alpha=0.3)
         _legend_below(fig, handles, labels, width)
