@@ -58,7 +58,7 @@ from avalanche.training.plugins import SupervisedPlugin  # noqa: E402
 from examples import bir_split_mnist, gr_split_mnist  # noqa: E402
 from examples.common import FinalAccuracy, evaluator, train_and_evaluate  # noqa: E402
 from replay.bench.compare import paired_difference  # noqa: E402
-from replay.bench.config import resolve  # noqa: E402
+from replay.bench.config import load_yaml, resolve  # noqa: E402
 from replay.bench.experiment import build_experiment  # noqa: E402
 from replay.bench.pretrain import pretrain_conv  # noqa: E402
 from replay.bench.results import write_json  # noqa: E402
@@ -71,6 +71,8 @@ from scenarios.streams import split_mnist  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "replay.bench.cli"]
 PRIORS = {"bir": "gmm", "gr": "gaussian"}
+#: ``cifar100 --methods`` choice -> its config in configs/split_cifar100 (BI-R + SI: c = 1e8, gates at 0.6)
+CIFAR_CONFIGS = {"bir": "bir_gmm", "gr": "gr_gaussian", "bir_si": "bir_si"}
 AVALANCHE_EPOCHS = 21  # Avalanche's GR: epochs per experience, about our 2000 iterations
 
 
@@ -246,8 +248,7 @@ def write_synthetic_cifar(root: Path, train_per_class: int, test_per_class: int)
 def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cache: str) -> dict:
     """One configuration in this process: per-experience set-up, median iteration and evaluation times."""
     torch.set_num_threads(args.threads)
-    config = resolve({}, as_overrides({
-        "method.name": method, "prior.name": PRIORS[method], "stream.name": "split_cifar100",
+    config = resolve(load_yaml(REPO / "configs" / "split_cifar100" / f"{CIFAR_CONFIGS[method]}.yaml"), as_overrides({
         "stream.root": str(args.root), "model.conv_weights": str(args.root / "conv.pt"),
         "model.feature_cache": cache == "on", "iterations_per_experience": args.iterations, "precision": precision,
         "device": args.device, "progress": False, "replay_quality": False}))
@@ -423,7 +424,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("cifar100", cifar100, "split CIFAR-100 at full size: ms per iteration, projected protocol")
     sub.add_argument("--iterations", type=int, default=20, help="measured iterations of every experience")
     sub.add_argument("--experiences", type=int, default=10, help="experiences measured (the rest projected)")
-    sub.add_argument("--methods", nargs="+", default=["bir", "gr"], choices=list(PRIORS))
+    sub.add_argument("--methods", nargs="+", default=["bir", "gr"], choices=list(CIFAR_CONFIGS))
     sub.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     sub.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     sub.add_argument("--threads", type=int, default=torch.get_num_threads())

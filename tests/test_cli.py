@@ -286,19 +286,23 @@ def test_cifar_path_end_to_end_on_synthetic_files(tmp_path, capsys):
     weights = tmp_path / "conv.pt"
     assert main(["pretrain-conv", "--root", str(tmp_path), "--out", str(weights), "--epochs", "1", "--quiet"]) == 0
     assert weights.exists()
-    for config in ("bir_gmm", "gr_binarized_gaussian"):
+    smaller = {"bir_gmm": "method.gate_prop=0.7", "bir_si": "method.gate_prop=0.6",
+               "gr_binarized_gaussian": "method.generator_hidden=[16]"}
+    for config, setting in smaller.items():
         matrices = []
         for cache in ("true", "false"):  # frozen features computed once, or a conv pass per batch
             out = tmp_path / f"{config}_{cache}"
             assert main(["run", str(REPO / f"configs/split_cifar100/{config}.yaml"), "--out", str(out),
                          "--set", f"stream.root={tmp_path}", "--set", f"model.conv_weights={weights}",
-                         "--set", "iterations_per_experience=2", "--set", "batch_size=8",
-                         "--set", "method.generator_hidden=[16]" if config.startswith("gr") else "method.gate_prop=0.7",
+                         "--set", "iterations_per_experience=2", "--set", "batch_size=8", "--set", setting,
                          "--set", f"model.feature_cache={cache}", *SMALL]) == 0, capsys.readouterr()
             result = read_result(out / "result.json")
             assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
             matrices.append(result["accuracy_matrix"])
         assert np.allclose(matrices[0], matrices[1], atol=0.02)
+    assert read_result(tmp_path / "bir_gmm_true" / "result.json")["config"]["method"]["si_c"] == 0.0
+    si = read_result(tmp_path / "bir_si_true" / "result.json")["config"]["method"]
+    assert (si["si_c"], si["gate_prop"]) == (1e8, 0.6)
 
 
 def test_shares_averages_the_seeds_that_recorded_them_and_draws_one_panel_per_configuration(tmp_path, capsys):

@@ -46,6 +46,14 @@ def method_label(result: dict) -> str:
     return f"{result['method']} ({', '.join(marks)})" if marks else result["method"]
 
 
+def shown_method_params(result: dict) -> str:
+    """The method's keys that differ from their defaults (the method's and the stream protocol's), e.g.
+    ``gate_prop=0.6, si_c=100000000.0``; ``replay_chunk`` has a column of its own."""
+    keys = [key.removeprefix("method.") for key in differing_keys(saved_config(result))
+            if key.startswith("method.") and not key.startswith("method.replay_chunk=")]
+    return ", ".join(keys)
+
+
 def group_key(result: dict) -> tuple:
     return method_label(result), prior_label(result), result["stream"], result["n_experiences"]
 
@@ -104,14 +112,15 @@ def runs_csv(results: list[dict]) -> str:
     each task (empty beyond a stream's length), its training time and the last recorded measures of its replay
     (``replay_<measure>``; empty where the run did not measure them)."""
     n_tasks = max(len(r["accuracy_matrix"][-1]) for r in results)
-    header = ["method", "precision", "replay_chunk", "prior", "prior_params", "stream", "n_experiences", "seed",
+    header = ["method", "method_params", "precision", "replay_chunk", "prior", "prior_params", "stream", "n_experiences", "seed",
               "final_average_accuracy", "backward_transfer", "average_forgetting",
               *[f"task_{j + 1}" for j in range(n_tasks)], "total_train_seconds",
               "iterations_per_second", *[f"replay_{measure}" for measure in REPLAY_MEASURES]]
     rows = []
     for result in sorted(results, key=lambda r: (*group_key(r), r["seed"])):
         last = result["accuracy_matrix"][-1]
-        rows.append([result["method"], result["config"].get("precision", "fp32"), replay_chunk(result),
+        rows.append([result["method"], shown_method_params(result), result["config"].get("precision", "fp32"),
+                     replay_chunk(result),
                      result["prior"] or "", shown_params(result), result["stream"], len(last), result["seed"],
                      f"{result['final_average_accuracy']:.6f}",
                      f"{cl_metrics.backward_transfer(result['accuracy_matrix']):.6f}",

@@ -46,13 +46,14 @@ def tiny_stream(seed: int = 0):
     return class_incremental_benchmark(draw(40), draw(10), 2, list(range(N_CLASSES)), name="contract")
 
 
-def tiny_strategy(name: str, prior: Optional[Factory] = None, seed: int = 0) -> tuple[SupervisedTemplate, ReplayMethodPlugin]:
-    """The method ``name`` with its default keys on the tiny stream, in a ``SupervisedTemplate`` of ``ITERATIONS``
-    iterations per experience (``prior``: a factory for the method's prior, default the config's GMM; ``seed``: the
-    models' initialisation)."""
+def tiny_strategy(name: str, prior: Optional[Factory] = None, seed: int = 0,
+                  keys: Optional[dict] = None) -> tuple[SupervisedTemplate, ReplayMethodPlugin]:
+    """The method ``name`` with its default keys (or ``keys`` set: ``method.<key>`` values) on the tiny stream, in a
+    ``SupervisedTemplate`` of ``ITERATIONS`` iterations per experience (``prior``: a factory for the method's prior,
+    default the config's GMM; ``seed``: the models' initialisation)."""
     stream = tiny_stream()
     torch.manual_seed(seed)
-    config = resolve({"method": {"name": name}, "model": {"hidden": [16], "latent_dim": LATENT_DIM},
+    config = resolve({"method": {"name": name, **(keys or {})}, "model": {"hidden": [16], "latent_dim": LATENT_DIM},
                       "batch_size": BATCH, "seed": seed})
     made = None
     if config["prior"] is not None:
@@ -76,10 +77,10 @@ def _train(strategy: SupervisedTemplate) -> list[dict[str, float]]:
     return terms
 
 
-def check_parameters_declared(name: str) -> None:
+def check_parameters_declared(name: str, keys: Optional[dict] = None) -> None:
     """Every config key of the method has a type (int, float, bool, str or list, optionally Optional) and a default;
     numeric ones have a range in ``ranges``, string ones may name ``choices``; parameters without a default are
-    ``structural``."""
+    ``structural``. (A declaration is the class's: ``keys`` is accepted so that every check is called alike.)"""
     cls = method_class(name)
     hints = typing.get_type_hints(cls.__init__)
     for key, parameter in list(inspect.signature(cls.__init__).parameters.items())[1:]:
@@ -95,9 +96,9 @@ def check_parameters_declared(name: str) -> None:
             assert key in cls.ranges, f"numeric parameter {key!r} has no range in {cls.__name__}.ranges"
 
 
-def check_trains_with_named_terms(name: str) -> None:
+def check_trains_with_named_terms(name: str, keys: Optional[dict] = None) -> None:
     """Two experiences train; the named terms are finite; the second experience replays and says so."""
-    strategy, plugin = tiny_strategy(name)
+    strategy, plugin = tiny_strategy(name, keys=keys)
     terms = _train(strategy)
     assert plugin.method.classes.finished == list(range(N_CLASSES)), "the method did not record the classes it finished"
     assert terms[-1], "the method named no loss term"
@@ -107,10 +108,10 @@ def check_trains_with_named_terms(name: str) -> None:
     assert set(plugin.last_replay_classes.tolist()) <= {0, 1}, "a replayed sample was given a class not seen before"
 
 
-def check_replay_batch(name: str) -> None:
+def check_replay_batch(name: str, keys: Optional[dict] = None) -> None:
     """``next_replay`` gives ``replay_size`` rows (or the current batch's) of tensors with one row per sample, and the
     forward inputs hold the current rows, then one per replayed sample."""
-    strategy, plugin = tiny_strategy(name)
+    strategy, plugin = tiny_strategy(name, keys=keys)
     strategy.train(strategy.stream.train_stream[0])
     method = plugin.method
     method.start(Context(strategy.model, strategy.stream.train_stream[1], torch.device("cpu"), BATCH))
@@ -124,15 +125,15 @@ def check_replay_batch(name: str) -> None:
     assert len(inputs) == 5 + expected, f"forward_inputs gave {len(inputs)} rows for 5 current and {expected} replayed"
 
 
-def check_state_round_trip(name: str) -> None:
+def check_state_round_trip(name: str, keys: Optional[dict] = None) -> None:
     """A fresh method given the saved ``state_dict`` (through ``torch.save``, with the model's and its optimiser's,
     as a checkpoint holds them) replays and trains exactly as the original."""
-    first, plugin = tiny_strategy(name)
+    first, plugin = tiny_strategy(name, keys=keys)
     first.train(first.stream.train_stream[0])
     buffer = io.BytesIO()
     torch.save({"plugin": plugin.state_dict(), "model": first.model.state_dict(),
                 "optimizer": first.optimizer.state_dict()}, buffer)
-    second, restored = tiny_strategy(name, seed=1)
+    second, restored = tiny_strategy(name, seed=1, keys=keys)
     saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
     second.model.load_state_dict(saved["model"])
     restored.load_state_dict(saved["plugin"])
@@ -147,10 +148,10 @@ def check_state_round_trip(name: str) -> None:
     assert outcomes[0] == outcomes[1], f"training differs after a state_dict round trip: {outcomes}"
 
 
-def check_judge_samples(name: str) -> None:
+def check_judge_samples(name: str, keys: Optional[dict] = None) -> None:
     """A method that replays images gives samples for the replay-quality measures: per class (intended classes among
     those asked for) or unconditional, in the data's shape, mapped to [0, 1] by ``to_unit``."""
-    strategy, plugin = tiny_strategy(name)
+    strategy, plugin = tiny_strategy(name, keys=keys)
     strategy.train(strategy.stream.train_stream[0])
     if not plugin.method.replays_images(strategy.model):
         return
@@ -173,7 +174,8 @@ def check_prior_in_methods(make: Factory) -> None:
         assert all(math.isfinite(v) for v in terms.values()), f"{name}: non-finite terms {terms}"
 
 
-CONTRACT: tuple[Callable[[str], None], ...] = (
+#: the checks, each called as ``check(name)`` or ``check(name, keys)`` (``keys``: ``method.<key>`` values to set)
+CONTRACT: tuple[Callable[..., None], ...] = (
     check_parameters_declared, check_trains_with_named_terms, check_replay_batch, check_state_round_trip,
     check_judge_samples,
 )

@@ -63,19 +63,25 @@ def _flat(node: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def display_name(result: dict) -> str:
+    """The method's name in a figure: ``GR``, ``BI-R``, ``BI-R + SI`` (a positive ``method.si_c``), or as registered."""
+    name = DISPLAY.get(result["method"], result["method"])
+    return name + " + SI" if (saved_config(result)["method"].get("si_c") or 0) > 0 else name
+
+
 def short_labels(groups: dict[tuple, list[dict]]) -> list[str]:
     """One label per group: ``BI-R / gmm``, then the config keys that differ between the groups of the same method
     and prior (``optimizer.lr=0.0001``), and the stream where the groups' streams differ."""
     keys = list(groups)
     firsts = [groups[key][0] for key in keys]
-    family = [(r["method"], r["prior"]) for r in firsts]
+    family = [(display_name(r), r["prior"]) for r in firsts]
     flats = [{k: v for k, v in _flat(science(saved_config(r))).items() if not k.endswith(".name")} for r in firsts]
     streams = {r["stream"] for r in firsts}
     labels = []
     for index, result in enumerate(firsts):
         peers = [flats[j] for j in range(len(keys)) if family[j] == family[index]]
         differing = sorted(k for k in set().union(*peers) if len({peer.get(k) for peer in peers}) > 1)
-        name = DISPLAY.get(result["method"], result["method"])
+        name = family[index][0]
         if result["prior"]:
             name += f" / {result['prior']}"
         extras = [f"{k}={flats[index].get(k, '-')}" for k in differing]

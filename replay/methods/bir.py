@@ -10,13 +10,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from replay.checks import POSITIVE
+from replay.checks import NON_NEGATIVE, POSITIVE
 from replay.errors import UserInputError
 from replay.generators.data_guard import DataGuard
 from replay.generators.refit import refit_prior
 from replay.methods.base import Context, JudgeSamples, ReplayMethod
 from replay.methods.distillation import distillation_loss
 from replay.methods.lifecycle import frozen_copy
+from replay.methods.si import NamedParameters, SynapticIntelligence
 from replay.models.bir import BIRModel
 
 
@@ -33,7 +34,12 @@ class BrainInspiredReplayMethod(ReplayMethod):
       distillation loss (T = ``temperature``, times T^2) when ``distill``, else the cross-entropy on its hard
       labels. When re-encoded, the replay is gated by softmax(scores / T) and the prior gets those probabilities
       (hard labels without distillation);
-    * total: ``(1/t) * current + (1 - 1/t) * replay``, t = experiences so far.
+    * total: ``(1/t) * current + (1 - 1/t) * replay``, t = experiences so far;
+    * with ``si_c > 0`` (BI-R + SI, the BI-R paper's best class-incremental combination), from the second
+      experience: ``si``, the synaptic-intelligence penalty sum omega (theta - theta*)^2 over the encoder's fully
+      connected layers and the classifier (``si_parameters``; ``replay.methods.si``), added as ``si_c * si`` to the
+      total. Its path integral reads the gradient of the whole total, replay and penalty included, after every
+      optimiser step (``after_update``); omega grows at each experience's end (``finish``).
     Internal replay needs no switch here: a model with a frozen feature extractor generates and replays features.
 
     Args:
@@ -42,14 +48,18 @@ class BrainInspiredReplayMethod(ReplayMethod):
         temperature: distillation temperature T (> 0).
         conditional: draw z from the replayed class's prior mode (else unconditional; the gate follows the class).
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
+        si_c: the synaptic-intelligence penalty's weight c (0: BI-R alone).
+        si_epsilon: the damping epsilon of the importances (> 0).
     """
 
-    ranges = {**ReplayMethod.ranges, "temperature": POSITIVE}
+    ranges = {**ReplayMethod.ranges, "temperature": POSITIVE, "si_c": NON_NEGATIVE, "si_epsilon": POSITIVE}
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
-                 conditional: bool = True, replay_chunk: int = 1):
+                 conditional: bool = True, replay_chunk: int = 1, si_c: float = 0.0, si_epsilon: float = 0.1):
         super().__init__(replay_size, replay_chunk)
         self.distill, self.temperature, self.conditional = distill, temperature, conditional
+        self.si_c = si_c
+        self.si = SynapticIntelligence(si_epsilon) if si_c > 0 else None
         self.frozen_model: Optional[BIRModel] = None
         self.data_guard = DataGuard("BrainInspiredReplayPlugin")
         self._pending: dict = {}  # a loaded frozen model's state, until the model is at hand
@@ -79,6 +89,8 @@ class BrainInspiredReplayMethod(ReplayMethod):
         self.data_guard.start(model, [self.frozen_model], context.experience)
         if self.frozen_model is not None:
             self.frozen_model.to(context.device)
+        if self.si is not None:
+            self.si.start(self.si_parameters(model))
         super().start(context)
 
     def bind(self, model: BIRModel) -> None:
@@ -95,8 +107,19 @@ class BrainInspiredReplayMethod(ReplayMethod):
         refit_prior(model.prior, model, context.experience.dataset, context.device,
                     self.labelled_replay if self.replaying else None)
         self.lifecycle.pool.clear()
+        if self.si is not None:
+            self.si.consolidate(self.si_parameters(model))
         self.frozen_model = frozen_copy(model)
         super().finish(context)
+
+    @staticmethod
+    def si_parameters(model: BIRModel) -> NamedParameters:
+        """The parameters synaptic intelligence covers, as in the BI-R reference code: the encoder's fully
+        connected layers and the classifier (the frozen conv layers have no gradient; the layer to z, the decoder
+        and the prior's modes are left free)."""
+        named = {**dict(model.encoder.named_parameters(prefix="encoder")),
+                 **dict(model.classifier.named_parameters(prefix="classifier"))}
+        return {name: p for name, p in named.items() if p.requires_grad}
 
     # -- replay ----------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -189,8 +212,18 @@ class BrainInspiredReplayMethod(ReplayMethod):
             terms.update({f"{k}_replay": v for k, v in replayed.items()})
             w_current, w_replay = self.lifecycle.weights
             total = w_current * total + w_replay * sum(replayed.values())
+        if self.si is not None and self.si.consolidated:
+            terms["si"] = self.si.penalty(self.si_parameters(model))
+            total = total + self.si_c * terms["si"]
         prior.training_step()
         return total, terms
+
+    def after_update(self, model: BIRModel, x: Tensor, y: Tensor,
+                     replay: Optional[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """With SI: the path integral's step (eq. 3 of ``replay.methods.si``) from this iteration's gradients."""
+        if self.si is not None:
+            self.si.accumulate(self.si_parameters(model))
+        return {}
 
     # -- replay quality --------------------------------------------------------------------------------------
     def replays_images(self, model: BIRModel) -> bool:
@@ -206,12 +239,18 @@ class BrainInspiredReplayMethod(ReplayMethod):
 
     # -- state -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """The frozen model and the lifecycle's counters (torch's convention)."""
+        """The frozen model, SI's state (with ``si_c > 0``) and the lifecycle's counters (torch's convention)."""
         frozen = self.frozen_model.state_dict() if self.frozen_model is not None else self._pending.get("frozen_model")
-        return {"frozen_model": frozen, **super().state_dict()}
+        si = {"si": self.si.state_dict()} if self.si is not None else {}
+        return {"frozen_model": frozen, **si, **super().state_dict()}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> None:
         """Restore ``state_dict``; the frozen model is built at the next ``start`` (or ``bind``), from the model."""
         self.frozen_model = None
         self._pending = {} if state_dict["frozen_model"] is None else {"frozen_model": state_dict["frozen_model"]}
+        if self.si is not None:
+            if "si" not in state_dict:
+                raise UserInputError("this BI-R state was saved without synaptic intelligence (si_c = 0): load it "
+                                     "into a method built with si_c = 0")
+            self.si.load_state_dict(state_dict["si"])
         super().load_state_dict(state_dict)

@@ -24,11 +24,15 @@ class BrainInspiredReplayPlugin(ReplayMethodPlugin):
         temperature: distillation temperature T (> 0).
         conditional: draw z from the replayed class's prior mode (else unconditional, gate by class).
         replay_chunk: iterations of replay drawn per call (``ReplayPool``).
+        si_c: the synaptic-intelligence penalty's weight c (0: BI-R alone; ``si`` then joins ``last_losses`` from the
+            second experience).
+        si_epsilon: the damping epsilon of SI's importances (> 0).
         check_finite_every: stop at the first non-finite loss term or parameter, read on the host every this many
             iterations (``FiniteGuard``; 0 turns it off).
     """
 
     def __init__(self, replay_size: Optional[int] = None, distill: bool = True, temperature: float = 2.0,
-                 conditional: bool = True, replay_chunk: int = 1, check_finite_every: int = 50):
-        super().__init__(BrainInspiredReplayMethod(replay_size, distill, temperature, conditional, replay_chunk),
-                         check_finite_every)
+                 conditional: bool = True, replay_chunk: int = 1, si_c: float = 0.0, si_epsilon: float = 0.1,
+                 check_finite_every: int = 50):
+        super().__init__(BrainInspiredReplayMethod(replay_size, distill, temperature, conditional, replay_chunk,
+                                                   si_c, si_epsilon), check_finite_every)
