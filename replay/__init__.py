@@ -1,4 +1,4 @@
-"""replay: generative replay (GR, BI-R) with swappable latent priors, as Avalanche plugins.
+"""replay: generative replay (GR, BI-R) and the generative classifier with swappable latent priors, as Avalanche plugins.
 
 The plugins and metrics named here load on first use, so that ``import replay.priors`` or ``replay.generators``
 (plain torch) does not import Avalanche.
@@ -14,7 +14,8 @@ warnings.filterwarnings("ignore", message="no QP solver found", category=UserWar
 __version__ = "0.1.0"
 _EXPORTS = {
     "ReplayMethodPlugin": "replay.plugins", "GenerativeReplayPlugin": "replay.plugins",
-    "BrainInspiredReplayPlugin": "replay.plugins", "IterationBudget": "replay.plugins", "SeenUnitsMask": "replay.plugins",
+    "BrainInspiredReplayPlugin": "replay.plugins", "GenerativeClassifierPlugin": "replay.plugins",
+    "GenerativeClassifier": "replay.models", "IterationBudget": "replay.plugins", "SeenUnitsMask": "replay.plugins",
     "InMemoryBatches": "replay.plugins", "MixedPrecision": "replay.plugins", "FeatureCache": "replay.plugins",
     "FiniteGuardPlugin": "replay.plugins", "ReplayLossMetric": "replay.metrics", "ReplayShareMetric": "replay.metrics",
 }

@@ -9,14 +9,15 @@ builder's constructor parameters are config keys of ``method.<key>`` beside the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from torch import nn
 
 from replay.bench.protocols import Protocol
 from replay.checks import COUNT, Range
 from replay.generators.vae import conv_vae, mlp_vae
-from replay.models import BIRModel, ConvFeatureExtractor, MLPClassifier
+from replay.models import BIRModel, ConvFeatureExtractor, GenerativeClassifier, MLPClassifier
+from replay.models.generative_classifier import SCORE_LIKELIHOODS
 from replay.optim import adam
 from replay.priors.base import LatentPrior
 from replay.schema import Declared
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 @dataclass
 class Parts:
     """What a builder receives: the config, its stream's protocol, the stream, the prior (None for methods without
-    one), the frozen conv layers (None without) and the optimiser's arguments."""
+    one), the frozen conv layers (None without), the optimiser's arguments, and a factory of further priors like
+    the config's (``make_prior(n_classes)``: a fresh prior with that many class slots; None for methods without a
+    prior)."""
 
     config: dict
     protocol: Protocol
@@ -36,6 +39,7 @@ class Parts:
     prior: Optional[LatentPrior]
     extractor: Optional[ConvFeatureExtractor]
     optimizer_args: dict
+    make_prior: Optional[Callable[[Optional[int]], LatentPrior]] = None
 
     @property
     def hidden(self) -> list[int]:
@@ -52,6 +56,8 @@ class ModelBuilder(Declared):
     prefix = "method."
     #: the method's model or generator takes the config's prior
     uses_prior = False
+    #: the method scores latents with the prior's density (priors without ``log_prob`` cannot serve it)
+    needs_density = False
 
     def build(self, parts: Parts) -> tuple[nn.Module, dict[str, Any]]:
         """(the strategy's model, the method's structural arguments)."""
@@ -121,8 +127,36 @@ class BrainInspiredReplayModels(ModelBuilder):
         return model, {}
 
 
+class GenerativeClassifierModels(ModelBuilder):
+    """The generative classifier: one VAE per class of the stream, each with a fresh prior of the config's (one class
+    slot), hidden widths ``model.hidden`` and latent size ``model.latent_dim``; conv features on streams with conv
+    layers. A prior without a density (``LatentPrior.log_prob``) is refused with one line.
+
+    Args:
+        samples: importance samples per image and class when scoring (S).
+        score_likelihood: ``"trained"`` or ``"gaussian"`` (``GenerativeClassifier``).
+    """
+
+    uses_prior = True
+    needs_density = True
+    ranges = {"samples": COUNT}
+    choices = {"score_likelihood": SCORE_LIKELIHOODS}
+
+    def __init__(self, samples: int = 100, score_likelihood: str = "trained"):
+        self.samples, self.score_likelihood = samples, score_likelihood
+
+    def build(self, parts: Parts) -> tuple[nn.Module, dict[str, Any]]:
+        type(parts.prior).require_density()  # before a prior with one class slot is built for each class
+        model = GenerativeClassifier(parts.benchmark.input_shape, parts.benchmark.n_classes,
+                                     lambda: parts.make_prior(1), parts.hidden,
+                                     samples=self.samples, score_likelihood=self.score_likelihood,
+                                     feature_extractor=parts.extractor)
+        return model, {}
+
+
 #: method name -> the builder of what it trains (``ModelBuilder`` for the others)
-MODEL_BUILDERS: dict[str, type[ModelBuilder]] = {"gr": GenerativeReplayModels, "bir": BrainInspiredReplayModels}
+MODEL_BUILDERS: dict[str, type[ModelBuilder]] = {"gr": GenerativeReplayModels, "bir": BrainInspiredReplayModels,
+                                                 "generative_classifier": GenerativeClassifierModels}
 
 
 def builder_class(method: str) -> type[ModelBuilder]:

@@ -55,11 +55,14 @@ def tiny_strategy(name: str, prior: Optional[Factory] = None, seed: int = 0,
     torch.manual_seed(seed)
     config = resolve({"method": {"name": name, **(keys or {})}, "model": {"hidden": [16], "latent_dim": LATENT_DIM},
                       "batch_size": BATCH, "seed": seed})
-    made = None
-    if config["prior"] is not None:
-        params = {k: v for k, v in config["prior"].items() if k != "name"}
-        made = prior(LATENT_DIM, N_CLASSES) if prior else build(config["prior"]["name"], LATENT_DIM, N_CLASSES, **params)
-    parts = Parts(config, PROTOCOLS["split_mnist"], stream, made, None, {"lr": 1e-3, "betas": (0.9, 0.999)})
+    params = {k: v for k, v in (config["prior"] or {}).items() if k != "name"}
+
+    def make(n_classes: Optional[int]) -> LatentPrior:
+        return prior(LATENT_DIM, n_classes) if prior else build(config["prior"]["name"], LATENT_DIM, n_classes, **params)
+
+    uses = config["prior"] is not None
+    parts = Parts(config, PROTOCOLS["split_mnist"], stream, make(N_CLASSES) if uses else None, None,
+                  {"lr": 1e-3, "betas": (0.9, 0.999)}, make if uses else None)
     _, model, plugin = build_replay(parts)
     strategy = SupervisedTemplate(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
                                   train_mb_size=BATCH, evaluator=None,
@@ -97,12 +100,16 @@ def check_parameters_declared(name: str, keys: Optional[dict] = None) -> None:
 
 
 def check_trains_with_named_terms(name: str, keys: Optional[dict] = None) -> None:
-    """Two experiences train; the named terms are finite; the second experience replays and says so."""
+    """Two experiences train; the named terms are finite; the second experience replays and says so (a method whose
+    ``replays`` is False: never replays)."""
     strategy, plugin = tiny_strategy(name, keys=keys)
     terms = _train(strategy)
     assert plugin.method.classes.finished == list(range(N_CLASSES)), "the method did not record the classes it finished"
     assert terms[-1], "the method named no loss term"
     assert all(math.isfinite(v) for v in terms[-1].values()), f"non-finite terms {terms[-1]}"
+    if not plugin.method.replays:
+        assert not plugin.method.replaying and plugin.last_replay_classes is None, "a method that replays nothing replayed"
+        return
     assert plugin.method.replaying, "the method has nothing to replay after an experience"
     assert plugin.last_replay_classes is not None, "the plugin saw no replay in the second experience"
     assert set(plugin.last_replay_classes.tolist()) <= {0, 1}, "a replayed sample was given a class not seen before"
@@ -110,8 +117,11 @@ def check_trains_with_named_terms(name: str, keys: Optional[dict] = None) -> Non
 
 def check_replay_batch(name: str, keys: Optional[dict] = None) -> None:
     """``next_replay`` gives ``replay_size`` rows (or the current batch's) of tensors with one row per sample, and the
-    forward inputs hold the current rows, then one per replayed sample."""
+    forward inputs hold the current rows, then one per replayed sample (nothing to check for a method that does not
+    replay)."""
     strategy, plugin = tiny_strategy(name, keys=keys)
+    if not plugin.method.replays:
+        return
     strategy.train(strategy.stream.train_stream[0])
     method = plugin.method
     method.start(Context(strategy.model, strategy.stream.train_stream[1], torch.device("cpu"), BATCH))
@@ -164,13 +174,17 @@ def check_judge_samples(name: str, keys: Optional[dict] = None) -> None:
 
 
 def check_prior_in_methods(make: Factory) -> None:
-    """A prior trains in every registered method that takes one: two experiences with finite named terms and replay."""
+    """A prior trains in every registered method that takes one: two experiences with finite named terms and replay
+    (methods that score with the prior's density: only priors that have one; methods that replay nothing: no replay
+    term)."""
     for name in METHODS:
-        if not builder_class(name).uses_prior:
+        builder = builder_class(name)
+        if not builder.uses_prior or (builder.needs_density and not make(LATENT_DIM, N_CLASSES).has_density):
             continue
         strategy, plugin = tiny_strategy(name, prior=make)
         terms = _train(strategy)[-1]
-        assert any(key.endswith("replay") for key in terms), f"{name}: no replay term in {sorted(terms)}"
+        if plugin.method.replays:
+            assert any(key.endswith("replay") for key in terms), f"{name}: no replay term in {sorted(terms)}"
         assert all(math.isfinite(v) for v in terms.values()), f"{name}: non-finite terms {terms}"
 
 

@@ -6,6 +6,7 @@ and trains through one ``ReplayMethodPlugin``; the baselines are Avalanche's own
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,8 +96,8 @@ def check_files(config: dict) -> None:
         )
 
 
-def build_prior(config: dict, n_classes: int) -> Optional[LatentPrior]:
-    """The config's prior for a stream of ``n_classes`` output units (None for methods without one)."""
+def build_prior(config: dict, n_classes: Optional[int]) -> Optional[LatentPrior]:
+    """The config's prior with ``n_classes`` class slots (a stream's output units; None for methods without one)."""
     if config["prior"] is None:
         return None
     params = {k: v for k, v in config["prior"].items() if k != "name"}
@@ -113,8 +114,9 @@ def checkpoint_estimate(config: dict) -> int:
     with preserved_rng():
         extractor = ConvFeatureExtractor(frozen=True) if protocol.conv else None
         benchmark = SimpleNamespace(input_shape=shape, n_classes=n_classes, classes_per_experience=per_experience)
-        parts = Parts(config, protocol, benchmark, build_prior(config, n_classes), extractor,
-                      {"lr": 1e-3, "betas": (0.9, 0.999)})
+        prior = build_prior(config, n_classes)
+        parts = Parts(config, protocol, benchmark, prior, extractor, {"lr": 1e-3, "betas": (0.9, 0.999)},
+                      functools.partial(build_prior, config) if prior is not None else None)
         if config["method"]["name"] in BASELINES:
             networks = {"model": parts.solver()}
         else:
@@ -152,7 +154,8 @@ def build_experiment(config: dict, out_dir: Path) -> Experiment:
     prior = build_prior(config, benchmark.n_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     optimizer_args = {"lr": config["optimizer"]["lr"], "betas": tuple(config["optimizer"]["betas"])}
-    parts = Parts(config, protocol, benchmark, prior, extractor, optimizer_args)
+    parts = Parts(config, protocol, benchmark, prior, extractor, optimizer_args,
+                  functools.partial(build_prior, config) if prior is not None else None)
     if method in BASELINES:
         builder, model, replay_plugin = ModelBuilder(), parts.solver(), None
     else:

@@ -43,7 +43,7 @@ FORMATS = (".png", ".pdf", ".svg")
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 #: markers of the configurations after the first len(PALETTE): colour and marker together stay unique
 MARKERS = ("o", "s", "^", "D", "v")
-DISPLAY = {"gr": "GR", "bir": "BI-R", "naive": "Naive", "joint": "Joint"}
+DISPLAY = {"gr": "GR", "bir": "BI-R", "generative_classifier": "Generative classifier", "naive": "Naive", "joint": "Joint"}
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path",
          "axes.spines.top": False, "axes.spines.right": False}

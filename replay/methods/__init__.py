@@ -1,5 +1,6 @@
 """Replay methods as objects of their own, apart from the Avalanche wiring (``replay.plugins.ReplayMethodPlugin``): the
-contract (``ReplayMethod``), generative replay and brain-inspired replay, and their registry.
+contract (``ReplayMethod``), generative replay, brain-inspired replay (with synaptic intelligence as an option), the
+generative classifier (which keeps the contract without replaying), and their registry.
 
 A method's config keys (``method.<key>`` of ``replay-bench``) are its constructor's parameters with defaults, less
 its ``structural`` ones: ``method_schema(name)`` reads them, as ``replay.priors.prior_schema`` does for priors.
@@ -13,6 +14,7 @@ from replay.errors import UserInputError
 from replay.methods.base import Context, JudgeSamples, ReplayMethod
 from replay.methods.bir import BrainInspiredReplayMethod
 from replay.methods.distillation import distillation_loss
+from replay.methods.generative_classifier import GenerativeClassifierMethod
 from replay.methods.gr import GenerativeReplayMethod
 from replay.methods.lifecycle import ReplayClasses, ReplayLifecycle, ReplayPool, frozen_copy, replay_weights
 from replay.schema import Key, constructor_keys, constructor_parameters
@@ -20,6 +22,7 @@ from replay.schema import Key, constructor_keys, constructor_parameters
 METHODS: dict[str, type[ReplayMethod]] = {
     "gr": GenerativeReplayMethod,
     "bir": BrainInspiredReplayMethod,
+    "generative_classifier": GenerativeClassifierMethod,
 }
 
 
@@ -70,6 +73,7 @@ def method_schema(name: str) -> dict[str, Key]:
     return constructor_keys(cls, skip=cls.structural)
 
 
-__all__ = ["ReplayMethod", "Context", "JudgeSamples", "GenerativeReplayMethod", "BrainInspiredReplayMethod", "METHODS",
+__all__ = ["ReplayMethod", "Context", "JudgeSamples", "GenerativeReplayMethod", "BrainInspiredReplayMethod",
+           "GenerativeClassifierMethod", "METHODS",
            "register_method", "method_class", "method_parameters", "method_schema", "ReplayLifecycle",
            "ReplayClasses", "ReplayPool", "distillation_loss", "frozen_copy", "replay_weights"]

@@ -89,6 +89,9 @@ class ReplayMethod(Declared):
     structural: ClassVar[tuple[str, ...]] = ()
     #: the method steps an optimiser of its own in ``after_update`` (``MixedPrecision`` must come after it)
     trains_after_iteration: ClassVar[bool] = False
+    #: the method replays from the second experience on (False for a method that learns without replay, such as the
+    #: generative classifier: ``replaying`` then stays False and the contract checks no replay)
+    replays: ClassVar[bool] = True
 
     def __init__(self, replay_size: Optional[int] = None, replay_chunk: int = 1):
         self.replay_size = replay_size

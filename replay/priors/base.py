@@ -7,6 +7,8 @@ A prior plays the role of pythae's sampler: the VAE never branches on its kind. 
 * the regulariser of a batch of posteriors (``regularizer``), one value per sample, given hard labels,
   soft class probabilities, or nothing;
 * latents to decode (``sample``), unconditional or one per requested class;
+* its density ``log_prob(z)``, where it has one (the generative classifier's importance sampling needs it; a prior
+  without one says so in one line), and the posterior's density ``Posterior.log_prob(z)``;
 * hooks: ``training_step`` after each optimiser step of the model that holds it (schedules such as an annealed
   temperature follow the training iterations), ``end_experience`` for priors that keep or refit state.
 State lives in parameters and buffers, so it is saved and restored with ``state_dict``.
@@ -26,9 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from replay.errors import UserInputError
+from replay.priors.divergences import log_normal_diag
 from replay.schema import Declared
 
-FLOAT32_METHODS = ("reparameterize", "regularizer", "sample")
+FLOAT32_METHODS = ("reparameterize", "regularizer", "sample", "log_prob")
 
 
 def as_float32(value: Any) -> Any:
@@ -66,12 +69,21 @@ class Posterior:
         """The posterior of the rows ``index`` of the batch (every field indexed alike)."""
         return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log q(z|x) of latents ``z`` [..., batch, latent_dim] drawn for this batch (summed over the latent)."""
+        raise UserInputError(f"the posterior {type(self).__name__} has no density here (it is not a proposal for "
+                             "importance sampling)")
+
 
 @dataclass(frozen=True)
 class GaussianPosterior(Posterior):
     """Diagonal Gaussian posterior N(mean, diag(exp(logvar))); ``logvar`` is [batch, latent_dim]."""
 
     logvar: Tensor
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log N(z; mean, diag(exp(logvar))), summed over the latent; ``z`` may have leading sample dimensions."""
+        return log_normal_diag(z.float(), self.mean.float(), self.logvar.float())
 
 
 class PosteriorHead(nn.Module):
@@ -167,6 +179,28 @@ class LatentPrior(Declared, nn.Module):
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         """``n`` latents; with ``classes`` (shape [n]) one latent per requested class."""
+        raise NotImplementedError
+
+    @property
+    def has_density(self) -> bool:
+        """Whether the prior gives ``log_prob`` (it overrides the base's refusal)."""
+        return type(self).log_prob is not LatentPrior.log_prob
+
+    @classmethod
+    def require_density(cls) -> None:
+        """Raise the one-line ``UserInputError`` of a prior class without ``log_prob`` (before building one)."""
+        if cls.log_prob is LatentPrior.log_prob:
+            raise UserInputError(f"prior {cls.__name__} has no density p(z) to score latents with (its samples are "
+                                 "not drawn from a distribution with a known log-probability here); the generative "
+                                 "classifier needs one: choose gaussian, binarized_gaussian, gmm or binarized_gmm")
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) of the distribution ``sample`` draws from, summed over the latent; ``z`` is [..., latent_dim].
+
+        Args:
+            z: latents, with any leading dimensions.
+        """
+        type(self).require_density()
         raise NotImplementedError
 
     def training_step(self) -> None:

@@ -28,6 +28,27 @@ def log_normal_diag(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(dim=-1)
 
 
+def binarized_log_normal(z: Tensor, mean: Tensor, logvar: Tensor, r: float, p_plus: Tensor | float = 0.5) -> Tensor:
+    """log of prod_d [p_d N(z_d; m_d + r, e^lv_d) + (1 - p_d) N(z_d; m_d - r, e^lv_d)], summed over the last
+    dimension: the density of a Gaussian whose every dimension is shifted by +r with probability p and by -r otherwise
+    (the binarized priors' sampling; r = 0 gives log N(z; mean, diag(e^logvar))).
+
+    Args:
+        z: latents [..., dim].
+        mean: the Gaussian's mean (broadcast against ``z``).
+        logvar: its log-variance (broadcast against ``z``).
+        r: the shift (>= 0).
+        p_plus: the probability of +r per dimension (a number or a tensor broadcast against ``z``).
+    """
+    if not r:
+        return log_normal_diag(z, mean, logvar)
+    p_plus = torch.as_tensor(p_plus, dtype=z.dtype, device=z.device)
+    per_dim = -0.5 * (LOG_2PI + logvar)
+    up = per_dim - 0.5 * (z - mean - r).pow(2) / logvar.exp() + p_plus.log()
+    down = per_dim - 0.5 * (z - mean + r).pow(2) / logvar.exp() + (1 - p_plus).log()
+    return torch.logaddexp(up, down).sum(dim=-1)
+
+
 def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
     """k(a, b) = exp(-||a - b||^2 / (2N)) for all pairs, N = latent size (Abrol, Sharma & Patra, eq. 7)."""
     return torch.exp(-torch.cdist(a, b).pow(2) / (2.0 * a.shape[-1]))

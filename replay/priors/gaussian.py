@@ -8,7 +8,7 @@ from torch import Tensor
 
 from replay.checks import NON_NEGATIVE
 from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
-from replay.priors.divergences import binarized_gaussian_kl
+from replay.priors.divergences import binarized_gaussian_kl, binarized_log_normal
 
 SAMPLING_MODES = ("reduced_bias", "biased")
 
@@ -45,6 +45,16 @@ class Gaussian(LatentPrior):
         """Unconditional: ``classes`` is accepted for the common interface and ignored."""
         return torch.randn(n, self.latent_dim, device=self.seen.device)
 
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log N(z; 0, I) (the binarized version: the two-sided mixture its ``sample`` draws from)."""
+        zero = z.new_zeros(())
+        return binarized_log_normal(z, zero, zero, self.r, self.p_plus)
+
+    @property
+    def p_plus(self) -> Tensor | float:
+        """The probability of the +r side per dimension (none without binarizing)."""
+        return 0.5
+
 
 class BinarizedGaussian(Gaussian):
     """Binarized N(0, I) prior of Hu & Rostami (their eq. 2-5) with radius ``r``.
@@ -76,9 +86,14 @@ class BinarizedGaussian(Gaussian):
     def r(self) -> float:
         return self._r
 
+    @property
+    def p_plus(self) -> Tensor:
+        """The probability of the +r side per dimension: 1/2 (``reduced_bias``) or the refitted fraction (``biased``)."""
+        return self.p_above
+
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         base = super().sample(n)
-        return base + binary_shift(base.shape, self.p_above, self.r, base.device)
+        return base + binary_shift(base.shape, self.p_plus, self.r, base.device)
 
     def end_experience(self, latents: Optional[Tensor] = None, labels: Optional[Tensor] = None) -> None:
         if self.sampling == "biased" and latents is not None:

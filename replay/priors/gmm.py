@@ -1,6 +1,7 @@
 """Gaussian-mixture prior with one learnable mode per class (BI-R), and its binarized version."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -9,7 +10,7 @@ from torch import Tensor, nn
 from replay.checks import NON_NEGATIVE
 from replay.errors import UserInputError
 from replay.priors.base import GaussianPosterior as Posterior, LatentPrior, check_shapes
-from replay.priors.divergences import binarized_gaussian_kl, log_normal_diag
+from replay.priors.divergences import binarized_gaussian_kl, binarized_log_normal, log_normal_diag
 from replay.priors.gaussian import binary_shift
 
 SOFT_ESTIMATORS = ("mc", "bound")
@@ -94,6 +95,15 @@ class GMM(LatentPrior):
         if self.r:
             z = z + binary_shift(z.shape, 0.5, self.r, z.device)
         return z
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) of unconditional ``sample``: the uniform mixture of the seen classes' modes (each dimension
+        shifted by +-r with probability 1/2 in the binarized version)."""
+        seen = self.seen_classes()
+        if len(seen) == 0:
+            raise UserInputError("the prior has seen no class yet; call observe_classes first")
+        per_mode = binarized_log_normal(z.unsqueeze(-2), self.means[seen], self.logvars[seen], self.r)
+        return torch.logsumexp(per_mode, dim=-1) - math.log(len(seen))
 
 
 class BinarizedGMM(GMM):

@@ -1,0 +1,187 @@
+"""The generative classifier (replay.models.GenerativeClassifier, replay.methods.GenerativeClassifierMethod) and the
+priors' densities it scores with."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from avalanche.training.templates import SupervisedTemplate
+from torch import distributions as D, nn
+
+from replay.bench.cli import main
+from replay.errors import UserInputError
+from replay.models import GenerativeClassifier
+from replay.plugins import GenerativeClassifierPlugin, IterationBudget, SeenUnitsMask
+from replay.priors import PRIORS, build
+from scenarios.streams import class_incremental_benchmark
+from tests.helpers import blobs
+
+DENSITY_PRIORS = ("gaussian", "binarized_gaussian", "gmm", "binarized_gmm")
+
+
+def one_d_prior(name: str):
+    """A 1-d prior of ``name`` with visible structure: a radius of 1 for the binarized ones, two seen modes for the
+    mixtures."""
+    params = {"r": 1.0} if name.startswith("binarized") else {}
+    prior = build(name, 1, 3, **params)
+    if name.endswith("gmm"):
+        with torch.no_grad():
+            prior.means.copy_(torch.tensor([[-2.0], [1.5], [9.0]]))
+            prior.logvars.copy_(torch.tensor([[-1.0], [0.5], [0.0]]))
+        prior.observe_classes([0, 1])
+    return prior
+
+
+@pytest.mark.parametrize("name", DENSITY_PRIORS)
+def test_log_prob_is_the_density_that_sample_draws_from(name):
+    """The empirical CDF of 40,000 unconditional samples against the CDF integrated numerically from exp(log_prob),
+    and the density integrating to one."""
+    torch.manual_seed(0)
+    prior = one_d_prior(name)
+    grid = torch.linspace(-12, 12, 24001).unsqueeze(1)
+    density = prior.log_prob(grid).exp().detach()
+    step = float(grid[1] - grid[0])
+    assert float(density.detach().sum() * step) == pytest.approx(1.0, abs=1e-3)
+    cdf = torch.cumsum(density, 0) * step
+    samples = prior.sample(40000).squeeze(1)
+    empirical = (samples.unsqueeze(0) <= grid[::200]).float().mean(1)
+    assert float((empirical - cdf[::200]).abs().max()) < 0.015
+
+
+def test_log_prob_against_torch_distributions():
+    z = torch.randn(7, 3) * 2
+    assert torch.allclose(build("gaussian", 3).log_prob(z), D.Normal(0.0, 1.0).log_prob(z).sum(1), atol=1e-5)
+    binarized = build("binarized_gaussian", 3, r=0.7)
+    sides = D.MixtureSameFamily(D.Categorical(torch.tensor([0.5, 0.5])), D.Normal(torch.tensor([0.7, -0.7]), 1.0))
+    assert torch.allclose(binarized.log_prob(z), sides.log_prob(z.unsqueeze(-1)).squeeze(-1).sum(1), atol=1e-5)
+    gmm = build("gmm", 3, 4)
+    gmm.observe_classes([1, 3])
+    seen = torch.tensor([1, 3])
+    mixture = D.MixtureSameFamily(D.Categorical(torch.ones(2)), D.Independent(
+        D.Normal(gmm.means[seen].detach(), (0.5 * gmm.logvars[seen].detach()).exp()), 1))
+    assert torch.allclose(gmm.log_prob(z), mixture.log_prob(z), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(set(PRIORS) - set(DENSITY_PRIORS)))
+def test_a_prior_without_a_density_is_refused_in_one_line(name, tmp_path, capsys):
+    slots = 2 if name.startswith("intel") else 1  # InteL's clustered mapping needs two sectors
+    assert not build(name, 4, slots).has_density
+    with pytest.raises(UserInputError, match="has no density p"):
+        GenerativeClassifier((8,), 2, lambda: build(name, 4, slots), hidden=(6,))
+    assert main(["run", "--set", "method.name=generative_classifier", "--set", f"prior.name={name}",
+                 "--out", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "has no density p(z)" in error
+
+
+def linear_gaussian_classifier(samples: int, seed: int = 0):
+    """A one-class classifier whose VAE decodes linearly: p(z) = N(0, I), p(x|z) = N(Wz + b, I), so that
+    p(x) = N(b, W W^T + I) exactly; the encoder (the proposal) stays the trained network's."""
+    torch.manual_seed(seed)
+    model = GenerativeClassifier((4,), 1, lambda: build("gaussian", 2), hidden=(8,), samples=samples,
+                                 likelihood="gaussian")
+    decoder = nn.Linear(2, 4)
+    model.vaes[0].decoder = decoder
+    exact = D.MultivariateNormal(decoder.bias.detach(), decoder.weight.detach() @ decoder.weight.detach().T + torch.eye(4))
+    return model.eval(), exact
+
+
+def test_importance_sampling_matches_the_exact_log_likelihood_of_a_linear_gaussian_vae():
+    model, exact = linear_gaussian_classifier(samples=20000)
+    x = exact.sample((5,)) + 0.3
+    torch.manual_seed(1)
+    estimate = model.log_likelihood(x, [0], 20000)[:, 0]
+    assert torch.allclose(estimate, exact.log_prob(x), atol=0.02), (estimate, exact.log_prob(x))
+    one_sample = torch.stack([model.log_likelihood(x, [0], 1)[:, 0] for _ in range(200)]).mean(0)
+    assert (one_sample < exact.log_prob(x)).all(), "one sample's estimate is the ELBO: below log p(x) on average"
+    chunked = GenerativeClassifier((4,), 1, lambda: build("gaussian", 2), hidden=(8,), likelihood="gaussian", max_rows=7)
+    chunked.load_state_dict(model.state_dict(), strict=False)
+    chunked.vaes[0].decoder = model.vaes[0].decoder
+    torch.manual_seed(2)
+    assert torch.allclose(chunked.log_likelihood(x, [0], 3000)[:, 0], exact.log_prob(x), atol=0.1)
+
+
+def test_gaussian_scoring_is_the_training_likelihood_when_that_is_gaussian():
+    model, exact = linear_gaussian_classifier(samples=50)
+    x = exact.sample((6,))
+    torch.manual_seed(3)
+    trained = model.log_likelihood(x, [0], 50)
+    model.score_likelihood = "gaussian"
+    torch.manual_seed(3)
+    assert torch.allclose(model.log_likelihood(x, [0], 50), trained)
+
+
+def test_one_optimiser_over_all_vaes_equals_one_optimiser_per_vae():
+    """Adam is elementwise and a VAE whose class is not training gets no gradient: one Adam over every VAE trains each
+    exactly as its own Adam would."""
+    torch.manual_seed(0)
+    model = GenerativeClassifier((6,), 3, lambda: build("gaussian", 2), hidden=(5,))
+    separate = GenerativeClassifier((6,), 3, lambda: build("gaussian", 2), hidden=(5,))
+    separate.load_state_dict(model.state_dict())
+    joint = torch.optim.Adam(model.parameters(), lr=1e-2)
+    own = [torch.optim.Adam(vae.parameters(), lr=1e-2) for vae in separate.vaes]
+    batches = torch.rand(4, 2, 8, 6)
+    for step, (a, b) in enumerate(batches):
+        trained = (0, 1) if step < 2 else (1, 2)  # class 0 stops, class 2 starts
+        joint.zero_grad()
+        seed = torch.seed()
+        sum(sum(model.vae_loss(c, x).values()) for c, x in zip(trained, (a, b))).backward()
+        joint.step()
+        torch.manual_seed(seed)
+        for c, x in zip(trained, (a, b)):
+            own[c].zero_grad()
+            sum(separate.vae_loss(c, x).values()).backward()
+            own[c].step()
+    for (name, p), q in zip(model.named_parameters(), separate.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+def three_class_stream():
+    (train_x, train_y), (test_x, test_y) = blobs(3, 120, 12, seed=4, n_test=40)
+    return class_incremental_benchmark((train_x, train_y), (test_x, test_y), 3, [0, 1, 2], name="three")
+
+
+def test_learns_three_tiny_classes_without_forgetting():
+    torch.manual_seed(0)
+    stream = three_class_stream()
+    model = GenerativeClassifier((12,), 3, lambda: build("gaussian", 2), hidden=(16,), samples=20)
+    plugin = GenerativeClassifierPlugin(batch_size=32)
+    strategy = SupervisedTemplate(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+                                  train_mb_size=32, evaluator=None,
+                                  plugins=[plugin, SeenUnitsMask(), IterationBudget(150)])
+    test_x = torch.stack([x for x, *_ in stream.test_stream[0].dataset])
+    first_vae = None
+    for experience in stream.train_stream:
+        strategy.train(experience)
+        if experience.current_experience == 0:
+            first_vae = {k: v.clone() for k, v in model.vaes[0].state_dict().items()}
+            with torch.no_grad():
+                early = model.eval()(test_x).argmax(1)
+    assert set(plugin.last_losses) == {"recon", "reg"}
+    assert all(torch.equal(v, model.vaes[0].state_dict()[k]) for k, v in first_vae.items()), "class 0's VAE changed"
+    assert (early == 0).all()
+    accuracies = []
+    for experience in stream.test_stream:
+        x = torch.stack([x for x, *_ in experience.dataset])
+        y = torch.tensor([y for _, y, *_ in experience.dataset])
+        with torch.no_grad():
+            accuracies.append(float((model.eval()(x).argmax(1) == y).float().mean()))
+    assert min(accuracies) > 0.95, accuracies
+
+
+def test_scores_are_minus_infinity_for_untrained_classes_and_the_model_is_checked():
+    model = GenerativeClassifier((5,), 3, lambda: build("gaussian", 2), hidden=(4,), samples=2).eval()
+    model.trained[1] = True
+    scores = model(torch.rand(4, 5))
+    assert torch.isfinite(scores[:, 1]).all() and torch.isinf(scores[:, [0, 2]]).all()
+    plugin = GenerativeClassifierPlugin()
+    strategy = SupervisedTemplate(model=nn.Linear(12, 3), optimizer=torch.optim.SGD(nn.Linear(1, 1).parameters(), 0.1),
+                                  evaluator=None, plugins=[plugin])
+    with pytest.raises(UserInputError, match="needs a replay.models.GenerativeClassifier"):
+        strategy.train(three_class_stream().train_stream[0])
+    with pytest.raises(UserInputError, match="samples and max_rows must be at least 1"):
+        GenerativeClassifier((5,), 3, lambda: build("gaussian", 2), samples=0)
+    with pytest.raises(UserInputError, match="score_likelihood"):
+        GenerativeClassifier((5,), 3, lambda: build("gaussian", 2), score_likelihood="bce")
+    assert math.isinf(float(GenerativeClassifier((5,), 2, lambda: build("gmm", 2, 1)).eval()(torch.rand(1, 5))[0, 0]))
