@@ -7,6 +7,8 @@
     python -m scripts.bench cifar100 [--iterations 20] [--experiences 10] [--device cuda]
     python -m scripts.bench stock    [--methods gr bir avalanche] [--pixels normalised unit] [--seeds 0 1 2]
     python -m scripts.bench stock --summarize A.json B.json [--out merged.json]
+    python -m scripts.bench scoring  [--samples 1 10 100 1000 10000] [--images 0] [--whole-runs 10 100]
+                                     [--reference-command CMD --reference-cwd DIR]
 
 * ``speed``: the whole split-MNIST protocol (5 x 2000 iterations, batch 128) of our GR and BI-R, each a whole
   ``replay-bench run`` process, against Avalanche's own ``GenerativeReplay`` (its defaults, the same solver, 21 epochs
@@ -20,6 +22,10 @@
   fetched here; the values do not change the cost): ms per iteration with and without the feature cache, fp32 and
   bf16, peak memory, and the whole protocol's projected time (experiences beyond ``--experiences`` projected as
   the median of the measured ones after the first). Each configuration runs in its own process.
+* ``scoring``: the generative classifier trained once (``configs/split_mnist/generative_classifier.yaml``), then its
+  test accuracy and milliseconds per test image for each number S of importance samples; with ``--whole-runs``,
+  whole ``replay-bench run`` processes at those S beside the reference code's (``--reference-command``, ``{samples}``
+  standing for S), timed in the same command.
 * ``stock``: our pipelines inside a user's Avalanche pipeline (``examples/``: the stock ``SplitMNIST`` with its
   default normalising transforms, Avalanche's ``SimpleMLP``, ``Naive``) beside Avalanche's own GR, over seeds;
   ``--pixels unit`` reruns ours on pixels in [0, 1], and the report pairs the two by seed.
@@ -310,6 +316,73 @@ def cifar100(args: argparse.Namespace) -> Any:
     return rows
 
 
+# -- scoring -----------------------------------------------------------------------------------------------------
+def score_test_set(model: Any, benchmark: Any, samples: int, images: int, device: torch.device) -> dict:
+    """Accuracy (overall and the mean of per-class accuracies) and ms per image of the generative classifier with
+    ``samples`` importance samples on the first ``images`` test images of every experience (0: all)."""
+    xs, ys = [], []
+    for experience in benchmark.test_stream:
+        loader = torch.utils.data.DataLoader(experience.dataset, batch_size=len(experience.dataset))
+        x, y, *_ = next(iter(loader))
+        keep = slice(None) if images == 0 else slice(0, images)
+        xs.append(x[keep]), ys.append(y[keep])
+    x, y = torch.cat(xs).to(device), torch.cat(ys).to(device)
+    model.eval()
+    model.samples = samples
+    with torch.no_grad():
+        predictions, seconds = timed(lambda: torch.cat([model(chunk).argmax(1) for chunk in x.split(1000)]))
+    correct = (predictions == y).float()
+    per_class = [float(correct[y == c].mean()) for c in y.unique()]
+    return {"samples": samples, "images": len(y), "accuracy": float(correct.mean()),
+            "mean_class_accuracy": float(np.mean(per_class)), "ms_per_image": 1000 * seconds / len(y)}
+
+
+def reference_accuracy(log: str) -> Optional[float]:
+    """The last "Average accuracy over all N classes" the reference code printed, if any."""
+    found = [line for line in Path(log).read_text().splitlines() if "Average accuracy over all" in line]
+    return float(found[-1].rsplit(":", 1)[1]) if found else None
+
+
+def scoring(args: argparse.Namespace) -> Any:
+    """The generative classifier's accuracy and cost per number of importance samples S, then whole runs at the
+    ``--whole-runs`` values of S against the reference code's, in the same command."""
+    config = resolve(load_yaml(args.config), as_overrides({
+        "seed": args.seed, "stream.root": str(Path(args.root).resolve()), "progress": False}))
+    fetch_mnist(args.root)
+    torch.set_num_threads(args.threads)
+    print(f"threads={torch.get_num_threads()} config={args.config} seed={args.seed}", flush=True)
+    rows = {"per_samples": [], "whole_runs": []}
+    with tempfile.TemporaryDirectory() as out:
+        experiment = build_experiment(config, Path(out))
+        strategy = experiment.strategy
+        trained = timed(lambda: [strategy.train(e, eval_streams=[]) for e in experiment.benchmark.train_stream])[1]
+        print(f"trained in {trained:.1f} s", flush=True)
+        for samples in args.samples:
+            row = score_test_set(strategy.model, experiment.benchmark, samples, args.images, strategy.device)
+            rows["per_samples"].append(row)
+            print(f"S={samples}: accuracy {row['accuracy']:.4f} (mean over classes {row['mean_class_accuracy']:.4f}) "
+                  f"on {row['images']} test images, {row['ms_per_image']:.2f} ms per image "
+                  f"({row['ms_per_image'] * 10:.1f} s per 10,000)", flush=True)
+    for samples in args.whole_runs:
+        settings = {"method.samples": samples, "seed": args.seed, "stream.root": str(Path(args.root).resolve()),
+                    "progress": False}
+        with tempfile.TemporaryDirectory() as out:
+            command = [*CLI, "run", args.config, "--out", out, *[f"--set={item}" for item in as_overrides(settings)]]
+            ours = time_command(shlex.join(command), cwd=str(REPO))
+            accuracy = json.loads((Path(out) / "result.json").read_text())["final_average_accuracy"]
+        row = {"samples": samples, "ours_s": ours, "ours_accuracy": accuracy}
+        line = f"whole run, S={samples}: ours {ours:.1f} s (final average accuracy {accuracy:.4f})"
+        if args.reference_command:
+            with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+                theirs = time_command(args.reference_command.format(samples=samples), args.reference_cwd, log.name)
+                row.update(reference_s=theirs, reference_accuracy=reference_accuracy(log.name))
+            line += (f"; the reference code {theirs:.1f} s (accuracy {row['reference_accuracy']}); reference / ours "
+                     f"x{theirs / ours:.2f}")
+        rows["whole_runs"].append(row)
+        print(line, flush=True)
+    return rows
+
+
 # -- stock -------------------------------------------------------------------------------------------------------
 #: --pixels choice -> (suffix of the result's name, the examples' flags)
 PIXELS = {"normalised": ("", []), "unit": (", pixels in [0, 1]", ["--unit-pixels"])}
@@ -431,6 +504,15 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--train-per-class", type=int, default=500, help="500: the real 50,000 training images")
     sub.add_argument("--test-per-class", type=int, default=100, help="100: the real 10,000 test images")
     sub.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "CACHE"), help=argparse.SUPPRESS)
+    sub = command("scoring", scoring, "the generative classifier: accuracy and ms per image per S; whole runs against the reference")
+    sub.add_argument("--config", default=str(REPO / "configs/split_mnist/generative_classifier.yaml"))
+    sub.add_argument("--seed", type=int, default=2)
+    sub.add_argument("--samples", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="values of S to score with")
+    sub.add_argument("--images", type=int, default=0, help="test images per experience scored (0: all)")
+    sub.add_argument("--threads", type=int, default=torch.get_num_threads())
+    sub.add_argument("--whole-runs", type=int, nargs="*", default=[], help="values of S for whole replay-bench runs")
+    sub.add_argument("--reference-command", help="the reference code's run, '{samples}' standing for S, timed beside ours")
+    sub.add_argument("--reference-cwd", help="folder to run --reference-command in")
     sub = command("stock", stock, "our pipelines on Avalanche's stock SplitMNIST (examples/), over seeds")
     sub.add_argument("--iterations", type=int, default=2000, help="our iterations per experience")
     sub.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
