@@ -2,7 +2,9 @@
 priors' densities it scores with."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +17,9 @@ from replay.models import GenerativeClassifier
 from replay.plugins import GenerativeClassifierPlugin, IterationBudget, SeenUnitsMask
 from replay.priors import PRIORS, build
 from scenarios.streams import class_incremental_benchmark
-from tests.helpers import blobs
+from tests.helpers import blobs, synthetic_cifar
+
+REPO = Path(__file__).resolve().parent.parent
 
 DENSITY_PRIORS = ("gaussian", "binarized_gaussian", "gmm", "binarized_gmm")
 
@@ -185,3 +189,32 @@ def test_scores_are_minus_infinity_for_untrained_classes_and_the_model_is_checke
     with pytest.raises(UserInputError, match="score_likelihood"):
         GenerativeClassifier((5,), 3, lambda: build("gaussian", 2), score_likelihood="bce")
     assert math.isinf(float(GenerativeClassifier((5,), 2, lambda: build("gmm", 2, 1)).eval()(torch.rand(1, 5))[0, 0]))
+
+
+def test_split_and_permuted_mnist_runs_through_the_cli(mnist_root, tmp_path):
+    """The configs of split MNIST and permuted MNIST (two experiences, a few iterations) through ``replay-bench run``:
+    their loss terms are logged, and classes never trained score nothing."""
+    for stream, experiences in (("split_mnist", 5), ("permuted_mnist", 2)):
+        out = tmp_path / stream
+        assert main(["run", str(REPO / f"configs/{stream}/generative_classifier.yaml"), "--out", str(out),
+                     "--set", f"stream.root={mnist_root}", "--set", f"stream.n_experiences={experiences}",
+                     "--set", "iterations_per_experience=20", "--set", "method.samples=3",
+                     "--set", "progress=false"]) == 0
+        result = json.loads((out / "result.json").read_text())
+        assert result["method"] == "generative_classifier" and len(result["accuracy_matrix"]) == experiences
+        assert result["accuracy_matrix"][0][0] > 0.5, result["accuracy_matrix"]
+        assert set(result["replay_losses_per_experience"][-1]) == {"recon", "reg"}
+
+
+def test_split_cifar100_runs_on_synthetic_files(tmp_path):
+    synthetic_cifar(tmp_path, "cifar10", 10, 8)
+    synthetic_cifar(tmp_path, "cifar100", 100, 4)
+    weights = tmp_path / "conv.pt"
+    assert main(["pretrain-conv", "--root", str(tmp_path), "--out", str(weights), "--epochs", "1", "--quiet"]) == 0
+    assert main(["run", str(REPO / "configs/split_cifar100/generative_classifier.yaml"), "--out", str(tmp_path / "run"),
+                 "--set", f"stream.root={tmp_path}", "--set", f"model.conv_weights={weights}",
+                 "--set", "iterations_per_experience=2", "--set", "batch_size=4", "--set", "method.samples=2",
+                 "--set", "progress=false"]) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
+    assert result["config"]["model"]["hidden"] == [85] and result["config"]["model"]["latent_dim"] == 20
