@@ -142,3 +142,22 @@ def test_a_state_without_si_is_refused_by_a_method_with_si():
 @pytest.mark.parametrize("check", CONTRACT, ids=lambda check: check.__name__)
 def test_bir_with_si_keeps_the_method_contract(check):
     check("bir", {"si_c": 1.0})
+
+
+def test_compare_and_plots_know_bir_with_si(tmp_path):
+    """The CSV names the SI settings in method_params, the figures' labels say BI-R + SI, and the compare table keeps
+    the two configurations apart."""
+    from replay.bench.compare import compare_table, group_results, runs_csv
+    from replay.bench.plots import short_labels
+    from replay.bench.results import read_result
+    from tests.test_cli import fake_result
+
+    results = [read_result(fake_result(tmp_path / f"{name}{seed}.json", "bir", seed, [0.9, 0.8], stream="permuted_mnist",
+                                       method_options=options))
+               for seed in (0, 1) for name, options in (("bir", {}), ("si", {"si_c": 1.0}))]
+    rows = runs_csv(results).splitlines()
+    assert rows[0].startswith("method,method_params,")
+    assert sum(",si_c=1.0," in row for row in rows) == 2 and sum(row.startswith("bir,,") for row in rows) == 2
+    groups = group_results(results)
+    assert len(groups) == 2 and "si_c=1.0" in compare_table(results)
+    assert sorted(short_labels(groups)) == ["BI-R + SI / gmm", "BI-R / gmm"]
