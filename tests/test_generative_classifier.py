@@ -192,7 +192,7 @@ def test_scores_are_minus_infinity_for_untrained_classes_and_the_model_is_checke
 
 
 def test_split_and_permuted_mnist_runs_through_the_cli(mnist_root, tmp_path):
-    """The configs of split MNIST and permuted MNIST (two of its experiences), a few iterations, through ``replay-bench run``:
+    """The split MNIST and permuted MNIST (two experiences) configs, a few iterations, through ``replay-bench run``:
     their loss terms are logged."""
     for stream, experiences in (("split_mnist", 5), ("permuted_mnist", 2)):
         out = tmp_path / stream
