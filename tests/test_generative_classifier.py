@@ -16,6 +16,8 @@ from replay.errors import UserInputError
 from replay.models import GenerativeClassifier
 from replay.plugins import GenerativeClassifierPlugin, IterationBudget, SeenUnitsMask
 from replay.priors import PRIORS, build
+from replay.priors.base import DENSITY_PRIOR_NAMES, GaussianPosterior
+from replay.priors.cg_bpef import GridPosterior
 from scenarios.streams import class_incremental_benchmark
 from tests.helpers import blobs, synthetic_cifar
 
@@ -67,12 +69,49 @@ def test_log_prob_against_torch_distributions():
     assert torch.allclose(gmm.log_prob(z), mixture.log_prob(z), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(set(PRIORS) - set(DENSITY_PRIORS)))
+def test_the_priors_named_as_having_a_density_are_those_that_have_one():
+    assert set(DENSITY_PRIOR_NAMES) == {name for name, cls in PRIORS.items() if cls.density_defined()}
+    assert set(DENSITY_PRIORS) < set(DENSITY_PRIOR_NAMES)
+
+
+def test_intel_scores_through_its_intermediary():
+    """(z, log ratio) of the InteL mappings: y ~ q(y|x), z = g(y), log N(y; 0, I) - log q(y|x), recomputed with
+    torch.distributions from the same draw."""
+    mean, logvar = torch.randn(6, 3), torch.randn(6, 3) * 0.3
+    for prior in (build("intel_clustered", 3, 2), build("intel_sparse", 3)):
+        torch.manual_seed(5)
+        z, log_ratio = prior.importance_sample(GaussianPosterior(mean, logvar))
+        torch.manual_seed(5)
+        y = mean + (0.5 * logvar).exp() * torch.randn(6, 3)
+        expected = D.Normal(0.0, 1.0).log_prob(y).sum(1) - D.Normal(mean, (0.5 * logvar).exp()).log_prob(y).sum(1)
+        assert torch.allclose(z, prior.mapping(y), atol=1e-6) and torch.allclose(log_ratio, expected, atol=1e-5)
+
+
+def test_cg_bpef_scores_a_grid_point_drawn_from_the_posterior():
+    """The drawn grid points follow q's categoricals, and log p(z) - log q(z|x) is the tables' (p: the uniform
+    mixture over the seen classes), recomputed with torch.distributions."""
+    torch.manual_seed(0)
+    prior = build("cg_bpef", 2, 3, resolution=5, order=2)
+    with torch.no_grad():
+        prior.coefficients.normal_()
+    prior.observe_classes([0, 2])
+    logits = torch.randn(1, 2, 5).expand(20000, -1, -1)
+    z, log_ratio = prior.importance_sample(GridPosterior(torch.zeros(20000, 2), logits))
+    index = torch.round((z + 1) * 2).long()  # grid points -1, -0.5, ..., 1
+    frequencies = torch.stack([torch.bincount(index[:, j], minlength=5) for j in range(2)]) / 20000
+    assert torch.allclose(frequencies, torch.softmax(logits[0], -1), atol=0.015)
+    tables = prior.prior_log_probs().detach()
+    q = D.Independent(D.Categorical(logits=logits[:50]), 1).log_prob(index[:50])
+    p = torch.logsumexp(torch.stack([D.Independent(D.Categorical(logits=tables[c]), 1).log_prob(index[:50])
+                                     for c in (0, 2)]), 0) - math.log(2)
+    assert torch.allclose(log_ratio[:50], p - q, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(set(PRIORS) - set(DENSITY_PRIOR_NAMES)))
 def test_a_prior_without_a_density_is_refused_in_one_line(name, tmp_path, capsys):
-    slots = 2 if name.startswith("intel") else 1  # InteL's clustered mapping needs two sectors
-    assert not build(name, 4, slots).has_density
+    assert not build(name, 4, 1).has_density
     with pytest.raises(UserInputError, match="has no density p"):
-        GenerativeClassifier((8,), 2, lambda: build(name, 4, slots), hidden=(6,))
+        GenerativeClassifier((8,), 2, lambda: build(name, 4, 1), hidden=(6,))
     assert main(["run", "--set", "method.name=generative_classifier", "--set", f"prior.name={name}",
                  "--out", str(tmp_path / "x")]) == 2
     error = capsys.readouterr().err.strip()

@@ -128,8 +128,8 @@ class BrainInspiredReplayModels(ModelBuilder):
 
 
 class GenerativeClassifierModels(ModelBuilder):
-    """The generative classifier: one VAE per class of the stream, each with a fresh prior of the config's (one class
-    slot), hidden widths ``model.hidden`` and latent size ``model.latent_dim``; conv features on streams with conv
+    """The generative classifier: one VAE per class of the stream, each with a fresh prior of the config's (as few
+    class slots as it takes: one, two for InteL's sectors), hidden widths ``model.hidden`` and latent size ``model.latent_dim``; conv features on streams with conv
     layers. A prior without a density (``LatentPrior.log_prob``) is refused with one line.
 
     Args:
@@ -146,9 +146,10 @@ class GenerativeClassifierModels(ModelBuilder):
         self.samples, self.score_likelihood = samples, score_likelihood
 
     def build(self, parts: Parts) -> tuple[nn.Module, dict[str, Any]]:
-        type(parts.prior).require_density()  # before a prior with one class slot is built for each class
+        kind = type(parts.prior)
+        kind.require_density()  # before a prior is built for each class
         model = GenerativeClassifier(parts.benchmark.input_shape, parts.benchmark.n_classes,
-                                     lambda: parts.make_prior(1), parts.hidden,
+                                     lambda: parts.make_prior(kind.min_classes), parts.hidden,
                                      samples=self.samples, score_likelihood=self.score_likelihood,
                                      feature_extractor=parts.extractor)
         return model, {}

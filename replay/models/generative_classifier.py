@@ -29,14 +29,14 @@ class GenerativeClassifier(ModelsData, nn.Module):
 
     S = ``samples`` in evaluation. Classes not trained yet score -inf. In training mode (the strategy's forward pass
     on its own batch, whose scores only feed Avalanche's training metrics) the estimate takes one sample, without
-    gradients, over the classes being trained (``active``). p(z) is each VAE's prior (``LatentPrior.log_prob``):
-    priors without a density are refused when the model is built. All VAEs exist from the start (their parameters
+    gradients, over the classes being trained (``active``). The draw and log p(z) - log q(z|x) come from each VAE's
+    prior (``LatentPrior.importance_sample``): priors without a density are refused when the model is built. All VAEs exist from the start (their parameters
     are in the strategy's optimiser from the first experience; a VAE gets gradients only while its class trains).
 
     Args:
         input_shape: shape of one image, without the batch dimension.
         n_classes: number of classes (one VAE each).
-        make_prior: builds one VAE's prior (a fresh object per call; class-free, or with one class slot).
+        make_prior: builds one VAE's prior (a fresh object per call; its class slot 0 is the VAE's class).
         hidden: widths of each VAE's encoder (the decoder mirrors them).
         samples: importance samples S per image and class in evaluation (>= 1).
         score_likelihood: ``"trained"`` (log p(x|z) of the training likelihood) or ``"gaussian"`` (unit-variance
@@ -74,10 +74,8 @@ class GenerativeClassifier(ModelsData, nn.Module):
 
     def _vae(self, prior: LatentPrior, hidden: Sequence[int], likelihood: str) -> VAE:
         type(prior).require_density()
-        if prior.n_classes not in (None, 1):
-            raise UserInputError(f"each class's VAE takes a prior with one class slot (or none), got {prior.n_classes}")
-        if prior.n_classes == 1:
-            prior.observe_classes([0])
+        if prior.n_classes:
+            prior.observe_classes([0])  # the VAE's one class is slot 0 (a prior with more slots leaves them unseen)
         return mlp_vae(self.replay_shape, prior, hidden, likelihood=likelihood)
 
     @property
@@ -108,6 +106,8 @@ class GenerativeClassifier(ModelsData, nn.Module):
             x: a batch of class ``c`` in replay space.
         """
         vae = self.vaes[c]
+        # a prior with one slot is told its class (GMM: the closed-form KL to its mode); with more (InteL's sectors)
+        # nothing, which leaves the plain KL of the intermediary
         labels = torch.zeros(len(x), dtype=torch.long, device=x.device) if vae.prior.n_classes == 1 else None
         terms = vae.loss_terms(self.data_to_unit(x), labels=labels)
         return {"recon": terms["recon"].mean(), "reg": terms["reg"].mean() / vae.n_inputs}
@@ -137,14 +137,14 @@ class GenerativeClassifier(ModelsData, nn.Module):
         n = len(unit)
         posterior = vae.encode(unit.view(n, *self.replay_shape))
         repeated = posterior.rows(torch.arange(n, device=unit.device).repeat(samples))  # sample-major: [S * n]
-        z = vae.prior.reparameterize(repeated)
+        z, log_ratio = vae.prior.importance_sample(repeated)
         output = vae.decode_output(z)
         target = unit.repeat(samples, 1)
         if self.score_likelihood == "gaussian":
             log_px = -UnitGaussianLikelihood.nll(vae.likelihood.mean(output), target, "sum")
         else:
             log_px = -vae.likelihood.nll(output, target, "sum")
-        log_w = log_px.float() + vae.prior.log_prob(z) - repeated.log_prob(z)
+        log_w = log_px.float() + log_ratio
         return torch.logsumexp(log_w.view(samples, n), dim=0) - math.log(samples)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -7,8 +7,9 @@ A prior plays the role of pythae's sampler: the VAE never branches on its kind. 
 * the regulariser of a batch of posteriors (``regularizer``), one value per sample, given hard labels,
   soft class probabilities, or nothing;
 * latents to decode (``sample``), unconditional or one per requested class;
-* its density ``log_prob(z)``, where it has one (the generative classifier's importance sampling needs it; a prior
-  without one says so in one line), and the posterior's density ``Posterior.log_prob(z)``;
+* its density, where it has one: ``log_prob(z)`` and ``importance_sample(posterior)`` (a latent and the log-ratio
+  of prior to posterior density at it, which the generative classifier's importance sampling needs; a prior without
+  one says so in one line), and the posterior's density ``Posterior.log_prob(z)``;
 * hooks: ``training_step`` after each optimiser step of the model that holds it (schedules such as an annealed
   temperature follow the training iterations), ``end_experience`` for priors that keep or refit state.
 State lives in parameters and buffers, so it is saved and restored with ``state_dict``.
@@ -31,7 +32,10 @@ from replay.errors import UserInputError
 from replay.priors.divergences import log_normal_diag
 from replay.schema import Declared
 
-FLOAT32_METHODS = ("reparameterize", "regularizer", "sample", "log_prob")
+FLOAT32_METHODS = ("reparameterize", "regularizer", "sample", "log_prob", "importance_sample")
+#: the registered priors that score their latents (checked against the registry by the tests)
+DENSITY_PRIOR_NAMES = ("gaussian", "binarized_gaussian", "gmm", "binarized_gmm", "cg_bpef", "intel_clustered",
+                       "intel_sparse")
 
 
 def as_float32(value: Any) -> Any:
@@ -124,6 +128,8 @@ class LatentPrior(Declared, nn.Module):
     conditional: bool = False
     #: whether ``end_experience`` needs the encoder's latent means of the experience's data
     wants_latents: bool = False
+    #: the fewest class slots the prior can be built with (a model of one class builds it with this many)
+    min_classes: int = 1
     #: error messages name a parameter as the config does (``prior.r``); ``ranges`` and ``choices`` (allowed
     #: values of the numeric and string constructor parameters) are checked at construction (``Declared``)
     prefix = "prior."
@@ -183,16 +189,21 @@ class LatentPrior(Declared, nn.Module):
 
     @property
     def has_density(self) -> bool:
-        """Whether the prior gives ``log_prob`` (it overrides the base's refusal)."""
-        return type(self).log_prob is not LatentPrior.log_prob
+        """Whether the prior scores its latents (``log_prob`` or ``importance_sample`` of its own)."""
+        return type(self).density_defined()
+
+    @classmethod
+    def density_defined(cls) -> bool:
+        """Whether the class overrides ``log_prob`` or ``importance_sample``."""
+        return cls.log_prob is not LatentPrior.log_prob or cls.importance_sample is not LatentPrior.importance_sample
 
     @classmethod
     def require_density(cls) -> None:
-        """Raise the one-line ``UserInputError`` of a prior class without ``log_prob`` (before building one)."""
-        if cls.log_prob is LatentPrior.log_prob:
+        """Raise the one-line ``UserInputError`` of a prior class without a density (before building one)."""
+        if not cls.density_defined():
             raise UserInputError(f"prior {cls.__name__} has no density p(z) to score latents with (its samples are "
                                  "not drawn from a distribution with a known log-probability here); the generative "
-                                 "classifier needs one: choose gaussian, binarized_gaussian, gmm or binarized_gmm")
+                                 f"classifier needs one: choose {', '.join(DENSITY_PRIOR_NAMES)}")
 
     def log_prob(self, z: Tensor) -> Tensor:
         """log p(z) of the distribution ``sample`` draws from, summed over the latent; ``z`` is [..., latent_dim].
@@ -202,6 +213,19 @@ class LatentPrior(Declared, nn.Module):
         """
         type(self).require_density()
         raise NotImplementedError
+
+    def importance_sample(self, posterior: Posterior) -> tuple[Tensor, Tensor]:
+        """One draw for importance sampling with the posterior as the proposal: (the latent the decoder reads, log of
+        the prior's density over the proposal's at the draw), the weight's latent part in the generative
+        classifier's log p(x) ~ logsumexp_s [log p(x|z_s) + log p(z_s) - log q(z_s|x)] - log S. By default z from
+        ``reparameterize``, scored with ``log_prob`` and ``posterior.log_prob``; a prior whose density lives in another
+        space (an intermediary, a discrete grid) draws and scores there.
+
+        Args:
+            posterior: q(z|x) of a batch, from this prior's head.
+        """
+        z = self.reparameterize(posterior)
+        return z, self.log_prob(z) - posterior.log_prob(z)
 
     def training_step(self) -> None:
         """Called after each optimiser step of the model that holds the prior; a no-op unless the prior follows a

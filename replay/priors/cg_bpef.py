@@ -2,6 +2,7 @@
 Variational Autoencoders")."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -149,6 +150,22 @@ class CGBPEF(LatentPrior):
         else:
             weights = F.pad(probs, (0, self.n_classes - probs.shape[1]))
         return (weights * self.class_kl(logits)).sum(1)
+
+    def importance_sample(self, posterior: GridPosterior) -> tuple[Tensor, Tensor]:
+        """A grid point per dimension drawn from q's categoricals (the model's discrete latent, as ``sample`` draws
+        from the prior's), with log p(z) - log q(z|x) of the probability tables; p is the uniform mixture of the
+        seen classes' tables, as in unconditional ``sample``."""
+        log_q = F.log_softmax(posterior.logits, -1)  # [n, dim, R]
+        index = (log_q + gumbel_noise(log_q)).argmax(-1)  # [n, dim]
+        log_q_z = log_q.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
+        seen = self.seen_classes()
+        if len(seen) == 0:
+            raise UserInputError("the prior has seen no class yet; call observe_classes first")
+        tables = self.prior_log_probs()[seen]  # [k, dim, R]
+        picked = tables.unsqueeze(0).expand(len(index), -1, -1, -1).gather(
+            -1, index[:, None, :, None].expand(-1, len(seen), -1, 1)).squeeze(-1)  # [n, k, dim]
+        log_p_z = torch.logsumexp(picked.sum(-1), 1) - math.log(len(seen))
+        return self.points[index], log_p_z - log_q_z
 
     def sample(self, n: int, classes: Optional[Tensor] = None) -> Tensor:
         classes = self.requested_classes(n, classes)

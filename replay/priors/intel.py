@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -11,13 +11,28 @@ from torch.nn import functional as F
 from replay.checks import POSITIVE, NON_NEGATIVE
 from replay.errors import UserInputError
 from replay.priors.base import GaussianPosterior, LatentPrior, check_shapes
-from replay.priors.divergences import binarized_gaussian_kl
+from replay.priors.divergences import binarized_gaussian_kl, log_normal_diag
 
 
 def gaussian_kl(posterior: GaussianPosterior) -> Tensor:
     """KL(q(y|x) || N(0, I)) per sample, the regulariser on the intermediary space (Miao et al., eq. 2)."""
     zero = posterior.mean.new_zeros(())
     return binarized_gaussian_kl(posterior.mean, posterior.logvar, zero, zero)
+
+
+def intermediary_importance_sample(mapping: Callable[[Tensor], Tensor],
+                                   posterior: GaussianPosterior) -> tuple[Tensor, Tensor]:
+    """Importance sampling through the intermediary: the model is p(y) = N(0, I), z = g(y), so p(x) =
+    E_{q(y|x)}[p(x|g(y)) N(y; 0, I) / q(y|x)] and the density of z itself (through g's Jacobian) is never needed.
+    Returns (z = g(y) for y ~ q(y|x), log N(y; 0, I) - log q(y|x)).
+
+    Args:
+        mapping: g.
+        posterior: q(y|x).
+    """
+    y = posterior.mean + (0.5 * posterior.logvar).exp() * torch.randn_like(posterior.mean)
+    zero = y.new_zeros(())
+    return mapping(y), log_normal_diag(y, zero, zero) - posterior.log_prob(y)
 
 
 class InteLClustered(LatentPrior):
@@ -41,6 +56,7 @@ class InteLClustered(LatentPrior):
     """
 
     conditional = True
+    min_classes = 2
 
     ranges = {"c1": NON_NEGATIVE, "c2": POSITIVE, "sector_weight": NON_NEGATIVE, "kappa": POSITIVE,
               "eps": POSITIVE}
@@ -76,6 +92,11 @@ class InteLClustered(LatentPrior):
 
     def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
         return self.mapping(super().reparameterize(posterior))
+
+    def importance_sample(self, posterior: GaussianPosterior) -> tuple[Tensor, Tensor]:
+        """Through the intermediary y (``intermediary_importance_sample``): unconditional ``sample`` draws y from
+        N(0, I) whatever the sectors."""
+        return intermediary_importance_sample(self.mapping, posterior)
 
     def embed(self, mu: Tensor) -> Tensor:
         return self.mapping(mu)
@@ -152,6 +173,10 @@ class InteLSparse(LatentPrior):
 
     def reparameterize(self, posterior: GaussianPosterior) -> Tensor:
         return self.mapping(super().reparameterize(posterior))
+
+    def importance_sample(self, posterior: GaussianPosterior) -> tuple[Tensor, Tensor]:
+        """Through the intermediary y (``intermediary_importance_sample``)."""
+        return intermediary_importance_sample(self.mapping, posterior)
 
     def embed(self, mu: Tensor) -> Tensor:
         return self.mapping(mu)
