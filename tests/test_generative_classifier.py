@@ -257,3 +257,14 @@ def test_split_cifar100_runs_on_synthetic_files(tmp_path):
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert len(result["accuracy_matrix"]) == 10 and result["stream"] == "split_cifar100"
     assert result["config"]["model"]["hidden"] == [85] and result["config"]["model"]["latent_dim"] == 20
+
+
+def test_compare_and_plots_name_the_generative_classifier(tmp_path):
+    from replay.bench.compare import group_results
+    from replay.bench.plots import short_labels
+    from replay.bench.results import read_result
+    from tests.test_cli import fake_result
+
+    results = [read_result(fake_result(tmp_path / f"{m}.json", m, 0, [0.9, 0.95], prior="gaussian", prior_params={}))
+               for m in ("generative_classifier", "gr")]
+    assert short_labels(group_results(results)) == ["Generative classifier / gaussian", "GR / gaussian"]
