@@ -7,7 +7,7 @@
     python -m scripts.bench cifar100 [--iterations 20] [--experiences 10] [--device cuda]
     python -m scripts.bench stock    [--methods gr bir avalanche] [--pixels normalised unit] [--seeds 0 1 2]
     python -m scripts.bench stock --summarize A.json B.json [--out merged.json]
-    python -m scripts.bench scoring  [--samples 1 10 100 1000 10000] [--images 0] [--whole-runs 10 100]
+    python -m scripts.bench scoring  [--samples 1 10 100 1000 10000] [--gaussian-samples 100] [--images 0] [--whole-runs 10 100]
                                      [--reference-command CMD --reference-cwd DIR]
 
 * ``speed``: the whole split-MNIST protocol (5 x 2000 iterations, batch 128) of our GR and BI-R, each a whole
@@ -357,12 +357,15 @@ def scoring(args: argparse.Namespace) -> Any:
         strategy = experiment.strategy
         trained = timed(lambda: [strategy.train(e, eval_streams=[]) for e in experiment.benchmark.train_stream])[1]
         print(f"trained in {trained:.1f} s", flush=True)
-        for samples in args.samples:
-            row = score_test_set(strategy.model, experiment.benchmark, samples, args.images, strategy.device)
+        scorings = [("trained", s) for s in args.samples] + [("gaussian", s) for s in args.gaussian_samples]
+        for likelihood, samples in scorings:
+            strategy.model.score_likelihood = likelihood
+            row = {"score_likelihood": likelihood,
+                   **score_test_set(strategy.model, experiment.benchmark, samples, args.images, strategy.device)}
             rows["per_samples"].append(row)
-            print(f"S={samples}: accuracy {row['accuracy']:.4f} (mean over classes {row['mean_class_accuracy']:.4f}) "
-                  f"on {row['images']} test images, {row['ms_per_image']:.2f} ms per image "
-                  f"({row['ms_per_image'] * 10:.1f} s per 10,000)", flush=True)
+            print(f"S={samples}, {likelihood} scoring: accuracy {row['accuracy']:.4f} (mean over classes "
+                  f"{row['mean_class_accuracy']:.4f}) on {row['images']} test images, {row['ms_per_image']:.2f} ms "
+                  f"per image ({row['ms_per_image'] * 10:.1f} s per 10,000)", flush=True)
     for samples in args.whole_runs:
         settings = {"method.samples": samples, "seed": args.seed, "stream.root": str(Path(args.root).resolve()),
                     "progress": False}
@@ -509,6 +512,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=2)
     sub.add_argument("--samples", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="values of S to score with")
     sub.add_argument("--images", type=int, default=0, help="test images per experience scored (0: all)")
+    sub.add_argument("--gaussian-samples", type=int, nargs="*", default=[100],
+                     help="values of S to score with a unit-variance Gaussian likelihood too (the reference's scoring)")
     sub.add_argument("--threads", type=int, default=torch.get_num_threads())
     sub.add_argument("--whole-runs", type=int, nargs="*", default=[], help="values of S for whole replay-bench runs")
     sub.add_argument("--reference-command", help="the reference code's run, '{samples}' standing for S, timed beside ours")
