@@ -346,8 +346,9 @@ def reference_accuracy(log: str) -> Optional[float]:
 def scoring(args: argparse.Namespace) -> Any:
     """The generative classifier's accuracy and cost per number of importance samples S, then whole runs at the
     ``--whole-runs`` values of S against the reference code's, in the same command."""
-    config = resolve(load_yaml(args.config), as_overrides({
-        "seed": args.seed, "stream.root": str(Path(args.root).resolve()), "progress": False}))
+    settings = {"seed": args.seed, "stream.root": str(Path(args.root).resolve()), "progress": False,
+                **({"iterations_per_experience": args.iterations} if args.iterations else {})}
+    config = resolve(load_yaml(args.config), as_overrides(settings))
     fetch_mnist(args.root)
     torch.set_num_threads(args.threads)
     print(f"threads={torch.get_num_threads()} config={args.config} seed={args.seed}", flush=True)
@@ -367,10 +368,9 @@ def scoring(args: argparse.Namespace) -> Any:
                   f"{row['mean_class_accuracy']:.4f}) on {row['images']} test images, {row['ms_per_image']:.2f} ms "
                   f"per image ({row['ms_per_image'] * 10:.1f} s per 10,000)", flush=True)
     for samples in args.whole_runs:
-        settings = {"method.samples": samples, "seed": args.seed, "stream.root": str(Path(args.root).resolve()),
-                    "progress": False}
         with tempfile.TemporaryDirectory() as out:
-            command = [*CLI, "run", args.config, "--out", out, *[f"--set={item}" for item in as_overrides(settings)]]
+            command = [*CLI, "run", args.config, "--out", out,
+                       *[f"--set={item}" for item in as_overrides({**settings, "method.samples": samples})]]
             ours = time_command(shlex.join(command), cwd=str(REPO))
             accuracy = json.loads((Path(out) / "result.json").read_text())["final_average_accuracy"]
         row = {"samples": samples, "ours_s": ours, "ours_accuracy": accuracy}
@@ -510,6 +510,7 @@ def parser() -> argparse.ArgumentParser:
     sub = command("scoring", scoring, "the generative classifier: accuracy and ms per image per S; whole runs against the reference")
     sub.add_argument("--config", default=str(REPO / "configs/split_mnist/generative_classifier.yaml"))
     sub.add_argument("--seed", type=int, default=2)
+    sub.add_argument("--iterations", type=int, help="iterations per class (default: the config's)")
     sub.add_argument("--samples", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="values of S to score with")
     sub.add_argument("--images", type=int, default=0, help="test images per experience scored (0: all)")
     sub.add_argument("--gaussian-samples", type=int, nargs="*", default=[100],

@@ -116,3 +116,18 @@ def test_bench_stock_split_mnist_summarize_merges_parallel_results_and_pairs_the
     files[1].write_text(json.dumps({normalised: row([1], [0.5])}))
     clash = subprocess.run([*script, *map(str, files)], cwd=REPO, capture_output=True, text=True)
     assert clash.returncode != 0 and "seed 1 of 'GR (gaussian), SimpleMLP' is in another file too" in clash.stderr
+
+
+def test_bench_scoring_measures_each_s_and_times_whole_runs_beside_the_reference(mnist_root, tmp_path):
+    out = tmp_path / "scoring.json"
+    reference = f"{sys.executable} -c 'print(\"=> Average accuracy over all 10 classes: 0.{{samples}}\")'"
+    done = bench("scoring", "--iterations", "3", "--samples", "1", "2", "--gaussian-samples", "2", "--images", "20",
+                 "--whole-runs", "2", "--reference-command", reference, "--root", str(mnist_root), "--out", str(out),
+                 check=True)
+    rows = json.loads(out.read_text())
+    assert [(r["samples"], r["score_likelihood"], r["images"]) for r in rows["per_samples"]] == [
+        (1, "trained", 100), (2, "trained", 100), (2, "gaussian", 100)]
+    assert all(0 <= r["accuracy"] <= 1 and r["ms_per_image"] > 0 for r in rows["per_samples"])
+    (whole,) = rows["whole_runs"]
+    assert whole["samples"] == 2 and whole["reference_accuracy"] == 0.2 and whole["ours_s"] > 0
+    assert "reference / ours x" in done.stdout
