@@ -22,6 +22,7 @@ from replay.bench.config import resolve
 from replay.bench.runner import run
 from replay.bench.sweep import load_sweep
 from tests.helpers import needs_ray
+from tests.test_cli import fake_result
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs" / "split_mnist"
@@ -79,6 +80,25 @@ def test_a_sweep_expands_configs_times_grid_into_folders_named_by_config(tmp_pat
     other = load_sweep(sweep_file(tmp_path, tmp_path / "elsewhere", "other.yaml", configs=[
         {"config": str(CONFIGS / "gr_binarized_gaussian.yaml"), "set": {"prior.r": 0.01}}], grid={"seed": [1]}))
     assert other.trials[0].folder == folders[3]
+
+
+def test_a_run_made_before_a_key_was_added_to_the_defaults_is_found_under_its_old_hash(tmp_path, mnist_root):
+    """A BI-R run whose saved config predates ``method.si_c`` (and kept its data root as null) sits in a folder of
+    another hash; the sweep takes that folder for the same trial instead of a new one."""
+    path = sweep_file(tmp_path, mnist_root, configs=[str(CONFIGS / "bir_gmm.yaml")], grid={"seed": [0]})
+    trial = load_sweep(path).trials[0]
+    old = json.loads(json.dumps(trial.config))
+    for key in ("si_c", "si_epsilon"):
+        del old["method"][key]
+    old["stream"]["root"] = None
+    folder = trial.folder.parent.with_name(trial.folder.parent.name.rsplit("-", 1)[0] + "-0ldhash0") / "seed0"
+    folder.mkdir(parents=True)
+    result = json.loads(fake_result(folder / "result.json", "bir", 0, [0.9, 0.9]).read_text())
+    (folder / "result.json").write_text(json.dumps({**result, "config": old}))
+    assert load_sweep(path).trials[0].folder == folder
+    old["optimizer"]["lr"] = 0.5  # another run of the same name is not taken
+    (folder / "result.json").write_text(json.dumps({**result, "config": old}))
+    assert load_sweep(path).trials[0].folder == trial.folder
 
 
 @pytest.mark.parametrize("sections, message", [

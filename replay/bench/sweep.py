@@ -26,6 +26,7 @@ config lands in the same folder from any sweep. Everything is checked before any
 from __future__ import annotations
 
 import copy
+import glob
 import hashlib
 import itertools
 import json
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from replay.bench.config import ConfigError, apply_overrides, load_yaml, resolve
+from replay.bench.config import ConfigError, apply_overrides, load_yaml, resolve, saved_config
 from replay.checks import COUNT, NON_NEGATIVE, Range
 from replay.errors import UserInputError
 from scenarios.data import default_root
@@ -127,6 +128,30 @@ def run_folder(out: Path, config: dict) -> Path:
     stem = config["method"]["name"] + (f"_{config['prior']['name']}" if config["prior"] else "")
     stem = "_".join([stem, *differing_keys(config)]).replace("/", "-")
     return out / config["stream"]["name"] / f"{stem}-{config_hash(config)}" / f"seed{config['seed']}"
+
+
+def existing_run_folder(out: Path, config: dict) -> Path:
+    """``run_folder``, or, where that does not exist, a folder of the same name and seed under another hash whose run
+    has the same config once resolved again (``saved_config``, its data root made absolute): a run made before keys
+    were added to the defaults, which changes the hash but not the run. So ``sweep --resume`` after an upgrade finds
+    the runs made before it."""
+    from replay.bench.rundir import CHECKPOINT, RESULT, read_checkpoint  # torch: only when a folder is missing
+    from replay.bench.results import read_result
+
+    folder = run_folder(out, config)
+    if folder.exists():
+        return folder
+    stem = folder.parent.name.rsplit("-", 1)[0]
+    for sibling in sorted(folder.parent.parent.glob(f"{glob.escape(stem)}-*/{folder.name}")):
+        try:
+            record = read_result(sibling / RESULT) if (sibling / RESULT).exists() else read_checkpoint(sibling / CHECKPOINT)
+        except (UserInputError, FileNotFoundError):
+            continue
+        saved = saved_config(record)
+        saved["stream"]["root"] = str(Path(saved["stream"]["root"] or default_root()).resolve())  # as load_sweep does
+        if saved == config:
+            return sibling
+    return folder
 
 
 def _check_section(value: Any, name: str, allowed: tuple[str, ...]) -> dict:
@@ -248,7 +273,7 @@ def load_sweep(path: Path | str, out: Optional[Path | str] = None) -> Sweep:
                 sweep.rejected.append((overrides, " ".join(str(error).split())))
                 continue
             config["stream"]["root"] = str(Path(config["stream"]["root"] or default_root()).resolve())
-            folder = run_folder(root, config)
+            folder = existing_run_folder(root, config)
             if folder not in seen:
                 seen.add(folder)
                 sweep.trials.append(Trial(config, folder, overrides))
