@@ -78,7 +78,7 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "replay.bench.cli"]
 PRIORS = {"bir": "gmm", "gr": "gaussian"}
 #: ``cifar100 --methods`` choice -> its config in configs/split_cifar100 (BI-R + SI: c = 1e8, gates at 0.6)
-CIFAR_CONFIGS = {"bir": "bir_gmm", "gr": "gr_gaussian", "bir_si": "bir_si"}
+CIFAR_CONFIGS = {"bir": "bir_gmm", "gr": "gr_gaussian", "bir_si": "bir_si", "generative_classifier": "generative_classifier"}
 AVALANCHE_EPOCHS = 21  # Avalanche's GR: epochs per experience, about our 2000 iterations
 
 
