@@ -535,7 +535,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parser().parse_args(argv)
     for name in ("rounds", "runs", "iterations", "experiences"):
-        if getattr(args, name, 1) < 1:
+        value = getattr(args, name, None)  # absent, or None where a subcommand's default is "the config's"
+        if value is not None and value < 1:
             raise SystemExit(f"--{name} must be at least 1")
     if getattr(args, "one", None):
         args.root = Path(args.root)
