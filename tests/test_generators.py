@@ -43,6 +43,19 @@ def test_gaussian_nll_is_the_unit_variance_log_density():
         likelihood("poisson")
 
 
+def test_scoring_log_probs_broadcast_the_target_over_samples_and_equal_torch_log_densities():
+    """``log_prob_samples`` (S outputs per target, the target not copied) against torch's own densities of the
+    repeated target: Bernoulli with extreme logits, and the unit-variance Gaussian."""
+    torch.manual_seed(0)
+    logits = torch.cat([torch.randn(3, 4, 10) * 5, torch.full((3, 4, 2), 60.0), torch.full((3, 4, 2), -60.0)], -1)
+    x = torch.rand(4, 14).round()
+    bernoulli = torch.distributions.Bernoulli(logits=logits).log_prob(x.expand(3, 4, 14)).sum(-1)
+    assert torch.allclose(BernoulliLikelihood.log_prob_samples(logits, x), bernoulli, atol=1e-4)
+    mean, y = torch.randn(3, 4, 2, 5), torch.randn(4, 2, 5)
+    normal = torch.distributions.Normal(mean, 1.0).log_prob(y.expand(3, 4, 2, 5)).flatten(2).sum(-1)
+    assert torch.allclose(UnitGaussianLikelihood.log_prob_samples(mean, y), normal, atol=1e-5)
+
+
 @pytest.mark.parametrize("prior_name", list(PRIORS))
 def test_mlp_vae_terms_generation_and_head(prior_name):
     prior = build(prior_name, latent_dim=6, n_classes=3)

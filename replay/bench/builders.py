@@ -135,15 +135,17 @@ class GenerativeClassifierModels(ModelBuilder):
     Args:
         samples: importance samples per image and class when scoring (S).
         score_likelihood: ``"trained"`` or ``"gaussian"`` (``GenerativeClassifier``).
+        max_rows: the most rows (images x samples) one VAE scores in one call; the default keeps a chunk's decoder
+            outputs in a CPU's cache; a GPU scores faster with more (docs/speed.md).
     """
 
     uses_prior = True
     needs_density = True
-    ranges = {"samples": COUNT}
+    ranges = {"samples": COUNT, "max_rows": COUNT}
     choices = {"score_likelihood": SCORE_LIKELIHOODS}
 
-    def __init__(self, samples: int = 100, score_likelihood: str = "trained"):
-        self.samples, self.score_likelihood = samples, score_likelihood
+    def __init__(self, samples: int = 100, score_likelihood: str = "trained", max_rows: int = 4096):
+        self.samples, self.score_likelihood, self.max_rows = samples, score_likelihood, max_rows
 
     def build(self, parts: Parts) -> tuple[nn.Module, dict[str, Any]]:
         kind = type(parts.prior)
@@ -151,7 +153,7 @@ class GenerativeClassifierModels(ModelBuilder):
         model = GenerativeClassifier(parts.benchmark.input_shape, parts.benchmark.n_classes,
                                      lambda: parts.make_prior(kind.min_classes), parts.hidden,
                                      samples=self.samples, score_likelihood=self.score_likelihood,
-                                     feature_extractor=parts.extractor)
+                                     feature_extractor=parts.extractor, max_rows=self.max_rows)
         return model, {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from replay.errors import UserInputError
@@ -63,6 +64,19 @@ class BernoulliLikelihood:
         per_unit = _BernoulliNLLPerUnit.apply(output.to(dtype), target.view_as(output).to(dtype))
         return _reduce(per_unit, reduction)
 
+    @staticmethod
+    def log_prob_samples(output: Tensor, target: Tensor) -> Tensor:
+        """log p(x|z) summed over units for ``S`` decoder outputs per target, without gradients: ``x . a - sum
+        softplus(a)`` (the negative of ``nll``'s per-unit terms, summed), the target broadcast over the samples
+        rather than copied, so scoring reads the logits twice instead of six times.
+
+        Args:
+            output: logits [S, n, *shape] (S samples for each of n targets).
+            target: pixels in [0, 1], [n, *shape].
+        """
+        logits = output.flatten(2).float()
+        return torch.einsum("snd,nd->sn", logits, target.flatten(1).float()) - F.softplus(logits).sum(-1)
+
 
 class UnitGaussianLikelihood:
     """Real-valued data: decoder gives the mean, NLL = 0.5 (x - mean)^2 + 0.5 log(2 pi) per unit."""
@@ -78,6 +92,18 @@ class UnitGaussianLikelihood:
     def nll(output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
         per_unit = 0.5 * (output - target.view_as(output)).pow(2) + 0.5 * math.log(2 * math.pi)
         return _reduce(per_unit, reduction)
+
+    @staticmethod
+    def log_prob_samples(output: Tensor, target: Tensor) -> Tensor:
+        """log p(x|z) summed over units for ``S`` decoder outputs per target, without gradients; the target is
+        broadcast over the samples rather than copied.
+
+        Args:
+            output: means [S, n, *shape] (S samples for each of n targets).
+            target: [n, *shape].
+        """
+        squared = (output.flatten(2).float() - target.flatten(1).float()).square_().sum(-1)
+        return -0.5 * squared - 0.5 * math.log(2 * math.pi) * target[0].numel()
 
 
 LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": UnitGaussianLikelihood}
