@@ -69,7 +69,7 @@ from replay.bench.experiment import build_experiment  # noqa: E402
 from replay.bench.pretrain import pretrain_conv  # noqa: E402
 from replay.bench.results import write_json  # noqa: E402
 from replay.bench.sweep import as_overrides  # noqa: E402
-from replay.models import MLPClassifier  # noqa: E402
+from replay.models import GenerativeClassifier, MLPClassifier  # noqa: E402
 from replay.plugins import InMemoryBatches, IterationBudget  # noqa: E402
 from scenarios.data import fetch_mnist, write_cifar  # noqa: E402
 from scenarios.streams import split_mnist  # noqa: E402
@@ -224,7 +224,20 @@ def sweep(args: argparse.Namespace) -> Any:
 
 
 # -- cifar100 ----------------------------------------------------------------------------------------------------
-PROTOCOL_ITERATIONS = 5000
+def projected_protocol_s(rows: list[dict], n_experiences: int, iterations: int, eval_grows: bool) -> float:
+    """The whole protocol's seconds from its first measured experiences (``rows``: set-up, median iteration and
+    evaluation seconds each): set-up + ``iterations`` x the iteration + the evaluation for each measured experience;
+    each later one costs the median of the measured experiences after the first (the first alone if only it was
+    measured), its evaluation taken as the last measured one's scaled by the experiences trained so far when
+    ``eval_grows`` (the generative classifier scores every trained class) and as that median otherwise."""
+    train = [r["setup_s"] + iterations * r["iteration_s"] for r in rows]
+    evals = [r["eval_s"] for r in rows]
+    later = slice(1, None) if len(rows) > 1 else slice(None)
+    projected = sum(train) + sum(evals)
+    for k in range(len(rows), n_experiences):
+        grown = evals[-1] * (k + 1) / len(rows) if eval_grows else statistics.median(evals[later])
+        projected += statistics.median(train[later]) + grown
+    return projected
 
 
 class IterationClock(SupervisedPlugin):
@@ -254,7 +267,8 @@ def write_synthetic_cifar(root: Path, train_per_class: int, test_per_class: int)
 def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cache: str) -> dict:
     """One configuration in this process: per-experience set-up, median iteration and evaluation times."""
     torch.set_num_threads(args.threads)
-    config = resolve(load_yaml(REPO / "configs" / "split_cifar100" / f"{CIFAR_CONFIGS[method]}.yaml"), as_overrides({
+    protocol = resolve(load_yaml(REPO / "configs" / "split_cifar100" / f"{CIFAR_CONFIGS[method]}.yaml"))
+    config = resolve(protocol, as_overrides({
         "stream.root": str(args.root), "model.conv_weights": str(args.root / "conv.pt"),
         "model.feature_cache": cache == "on", "iterations_per_experience": args.iterations, "precision": precision,
         "device": args.device, "progress": False, "replay_quality": False}))
@@ -272,9 +286,9 @@ def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cach
             stamps = np.diff(clock.experiences[-1])
             iteration = float(np.median(stamps[1:]))
             rows.append({"setup_s": float(stamps[0] - iteration), "iteration_s": iteration, "eval_s": evaluation})
-    cost = [r["setup_s"] + PROTOCOL_ITERATIONS * r["iteration_s"] + r["eval_s"] for r in rows]
     n_experiences = len(benchmark.train_stream)
-    projected = sum(cost) + (n_experiences - len(rows)) * (statistics.median(cost[1:]) if len(cost) > 1 else cost[0])
+    projected = projected_protocol_s(rows, n_experiences, protocol["iterations_per_experience"],
+                                     isinstance(strategy.model, GenerativeClassifier))
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"method": method, "precision": precision, "cache": cache, "device": args.device,
             "stream": benchmark.name, "train_images": sum(len(e.dataset) for e in benchmark.train_stream),

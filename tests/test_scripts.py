@@ -21,6 +21,18 @@ def test_time_command_times_a_shell_command_and_fails_loudly():
         time_command("exit 3")
 
 
+def test_the_cifar_projection_takes_the_protocol_iterations_and_grows_the_generative_classifiers_evaluation():
+    from scripts.bench import projected_protocol_s
+
+    rows = [{"setup_s": 1.0, "iteration_s": 0.01, "eval_s": 2.0}, {"setup_s": 2.0, "iteration_s": 0.02, "eval_s": 4.0},
+            {"setup_s": 4.0, "iteration_s": 0.04, "eval_s": 6.0}]
+    # measured: (1 + 5) + 2, (2 + 10) + 4, (4 + 20) + 6; each of 2 more: training the median of 12 and 24, and
+    # the evaluation the median of 4 and 6, or the last one's 6 x (k + 1) / 3 for k = 3, 4
+    assert projected_protocol_s(rows, 5, 500, eval_grows=False) == pytest.approx(8 + 16 + 30 + 2 * (18 + 5))
+    assert projected_protocol_s(rows, 5, 500, eval_grows=True) == pytest.approx(8 + 16 + 30 + 2 * 18 + 8 + 10)
+    assert projected_protocol_s(rows[:1], 3, 100, eval_grows=True) == pytest.approx(3 * 2 + 2 + 4 + 6)
+
+
 def test_time_command_keeps_the_output_off_the_terminal_and_shows_its_tail_on_failure(tmp_path, capfd):
     from scripts.bench import time_command
 
