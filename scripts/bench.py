@@ -5,6 +5,7 @@
     python -m scripts.bench stream   [--iterations 300]
     python -m scripts.bench sweep    [--runs 4] [--iterations 100]
     python -m scripts.bench cifar100 [--iterations 20] [--experiences 10] [--device cuda]
+    python -m scripts.bench protocol CONFIG [--iterations 20] [--experiences 2] [--device cuda]
     python -m scripts.bench stock    [--methods gr bir avalanche] [--pixels normalised unit] [--seeds 0 1 2]
     python -m scripts.bench stock --summarize A.json B.json [--out merged.json]
     python -m scripts.bench scoring  [--samples 1 10 100 1000 10000] [--gaussian-samples 100] [--images 0] [--whole-runs 10 100]
@@ -22,6 +23,8 @@
   fetched here; the values do not change the cost): ms per iteration with and without the feature cache, fp32 and
   bf16, peak memory, and the whole protocol's projected time (experiences beyond ``--experiences`` projected as
   the median of the measured ones after the first). Each configuration runs in its own process.
+* ``protocol``: the same measure and projection for any config on real MNIST data (permuted MNIST's hour-long
+  protocols: the first experiences measured at a few iterations each).
 * ``scoring``: the generative classifier trained once (``configs/split_mnist/generative_classifier.yaml``), then its
   test accuracy and milliseconds per test image for each number S of importance samples; with ``--whole-runs``,
   whole ``replay-bench run`` processes at those S beside the reference code's (``--reference-command``, ``{samples}``
@@ -264,14 +267,22 @@ def write_synthetic_cifar(root: Path, train_per_class: int, test_per_class: int)
             write_cifar(name, root, rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8), labels, train)
 
 
-def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cache: str) -> dict:
-    """One configuration in this process: per-experience set-up, median iteration and evaluation times."""
+def measure_protocol(args: argparse.Namespace, config_file: Path, settings: dict[str, Any]) -> dict:
+    """The first ``args.experiences`` experiences of a config's protocol in this process, ``args.iterations``
+    iterations each: per experience the set-up, the median iteration and the evaluation on the whole test stream
+    (seconds), then the whole protocol projected (``projected_protocol_s``) with the config's own iterations per
+    experience, and the peak memory.
+
+    Args:
+        args: ``iterations``, ``experiences``, ``threads``, ``device`` (and ``set``: more ``KEY=VALUE`` settings).
+        config_file: the protocol's config.
+        settings: dotted keys set on it (data root, precision, ...).
+    """
     torch.set_num_threads(args.threads)
-    protocol = resolve(load_yaml(REPO / "configs" / "split_cifar100" / f"{CIFAR_CONFIGS[method]}.yaml"))
-    config = resolve(protocol, as_overrides({
-        "stream.root": str(args.root), "model.conv_weights": str(args.root / "conv.pt"),
-        "model.feature_cache": cache == "on", "iterations_per_experience": args.iterations, "precision": precision,
-        "device": args.device, "progress": False, "replay_quality": False}))
+    protocol = resolve(load_yaml(config_file))
+    config = resolve(protocol, as_overrides({**settings, "iterations_per_experience": args.iterations,
+                                             "device": args.device, "progress": False, "replay_quality": False})
+                     + list(getattr(args, "set", None) or []))
     cuda = args.device == "cuda"
     synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     with tempfile.TemporaryDirectory() as out:
@@ -290,12 +301,34 @@ def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cach
     projected = projected_protocol_s(rows, n_experiences, protocol["iterations_per_experience"],
                                      isinstance(strategy.model, GenerativeClassifier))
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "precision": precision, "cache": cache, "device": args.device,
+    return {"config": str(config_file), "method": config["method"]["name"], "device": args.device,
             "stream": benchmark.name, "train_images": sum(len(e.dataset) for e in benchmark.train_stream),
             "batch_size": config["batch_size"], "hidden": config["model"]["hidden"],
             "threads": torch.get_num_threads(), "experiences": rows, "projected_protocol_s": projected,
+            "protocol_iterations": protocol["iterations_per_experience"],
             "measured_experiences": len(rows), "protocol_experiences": n_experiences,
             "peak_memory_mib": peak, "memory": "CUDA max allocated" if cuda else "process peak RSS"}
+
+
+def measure_cifar100(args: argparse.Namespace, method: str, precision: str, cache: str) -> dict:
+    """One CIFAR-100 configuration in this process (``measure_protocol`` on the synthetic files of ``args.root``)."""
+    row = measure_protocol(args, REPO / "configs" / "split_cifar100" / f"{CIFAR_CONFIGS[method]}.yaml", {
+        "stream.root": str(args.root), "model.conv_weights": str(args.root / "conv.pt"),
+        "model.feature_cache": cache == "on", "precision": precision})
+    return {**row, "method": method, "precision": precision, "cache": cache}
+
+
+def protocol(args: argparse.Namespace) -> Any:
+    """Any config's protocol on real data (MNIST streams), projected from its first experiences."""
+    fetch_mnist(args.root)
+    row = measure_protocol(args, Path(args.config), {"stream.root": str(Path(args.root).resolve()), "seed": args.seed})
+    for k, e in enumerate(row["experiences"]):
+        print(f"experience {k}: set-up {e['setup_s']:.1f} s, {1000 * e['iteration_s']:.1f} ms per iteration, "
+              f"evaluation {e['eval_s']:.1f} s", flush=True)
+    print(f"{row['config']}: {row['protocol_experiences']} experiences x {row['protocol_iterations']} iterations, "
+          f"projected from {row['measured_experiences']}: {row['projected_protocol_s'] / 3600:.2f} h on "
+          f"{row['threads']} threads ({args.device}), peak {row['peak_memory_mib']:.0f} MiB")
+    return row
 
 
 def cifar100(args: argparse.Namespace) -> Any:
@@ -521,6 +554,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--train-per-class", type=int, default=500, help="500: the real 50,000 training images")
     sub.add_argument("--test-per-class", type=int, default=100, help="100: the real 10,000 test images")
     sub.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "CACHE"), help=argparse.SUPPRESS)
+    sub = command("protocol", protocol, "any config's whole protocol, projected from its first experiences")
+    sub.add_argument("config", help="the config (an MNIST stream; CIFAR-100 has its own subcommand)")
+    sub.add_argument("--iterations", type=int, default=20, help="measured iterations of every experience")
+    sub.add_argument("--experiences", type=int, default=2, help="experiences measured (the rest projected)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting of the config, as replay-bench run's")
+    sub.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    sub.add_argument("--threads", type=int, default=torch.get_num_threads())
     sub = command("scoring", scoring, "the generative classifier: accuracy and ms per image per S; whole runs against the reference")
     sub.add_argument("--config", default=str(REPO / "configs/split_mnist/generative_classifier.yaml"))
     sub.add_argument("--seed", type=int, default=2)

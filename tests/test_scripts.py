@@ -64,6 +64,21 @@ def test_bench_speed_times_our_run_as_a_whole_process_against_a_baseline_in_the_
     assert refused.returncode != 0 and "give --methods with a single method" in refused.stderr
 
 
+def test_bench_protocol_projects_a_config_from_its_first_experiences(mnist_root, tmp_path):
+    from scripts.bench import projected_protocol_s
+
+    out = tmp_path / "protocol.json"
+    done = bench("protocol", "configs/split_mnist/generative_classifier.yaml", "--root", str(mnist_root), "--iterations",
+                 "3", "--experiences", "2", "--set", "method.samples=1", "--set", "model.hidden=[8]", "--threads", "1",
+                 "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    row = json.loads(out.read_text())
+    assert (row["method"], row["protocol_iterations"], row["protocol_experiences"]) == ("generative_classifier", 1000, 5)
+    assert len(row["experiences"]) == row["measured_experiences"] == 2 and row["hidden"] == [8]
+    assert row["projected_protocol_s"] == pytest.approx(projected_protocol_s(row["experiences"], 5, 1000, eval_grows=True))
+    assert "5 experiences x 1000 iterations, projected from 2" in done.stdout
+
+
 def test_bench_refuses_a_count_below_one_in_one_line():
     done = bench("stream", "--iterations", "0")
     assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == "--iterations must be at least 1"
