@@ -91,8 +91,8 @@ def test_gpu_check_runs_every_step_on_the_cpu(mnist_root, tmp_path):
              "--set replay_quality=false")
     env = dict(os.environ, DEVICE="cpu", OUT=str(tmp_path), PYTHON=sys.executable, OMP_NUM_THREADS="1",
                REPLAY_DATA=str(mnist_root), WHEELS=str(tmp_path / "no-wheels"), RUN_ARGS=small,
-               CIFAR_ARGS="--iterations 2 --train-per-class 6 --test-per-class 2 --methods bir --precisions fp32 "
-               "--threads 1")
+               CIFAR_ARGS="--iterations 2 --experiences 1 --train-per-class 6 --test-per-class 2 --methods bir "
+               "--precisions fp32 --threads 1")
     done = subprocess.run(["bash", str(REPO / "scripts/gpu_check.sh")], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
