@@ -141,8 +141,11 @@ def test_importance_sampling_matches_the_exact_log_likelihood_of_a_linear_gaussi
     chunked = GenerativeClassifier((4,), 1, lambda: build("gaussian", 2), hidden=(8,), likelihood="gaussian", max_rows=7)
     chunked.load_state_dict(model.state_dict(), strict=False)
     chunked.vaes[0].decoder = model.vaes[0].decoder
+    rows, decode = [], chunked.vaes[0].decode_output
+    chunked.vaes[0].decode_output = lambda z: (rows.append(len(z)), decode(z))[1]
     torch.manual_seed(2)
     assert torch.allclose(chunked.log_likelihood(x, [0], 3000)[:, 0], exact.log_prob(x), atol=0.1)
+    assert max(rows) <= 7 and sum(rows) == 5 * 3000, "S above max_rows: the samples come in blocks of max_rows"
 
 
 def test_gaussian_scoring_is_the_training_likelihood_when_that_is_gaussian():

@@ -12,7 +12,7 @@ from replay.errors import UserInputError
 from replay.generators.likelihoods import UnitGaussianLikelihood, likelihood as get_likelihood
 from replay.generators.normalization import ModelsData, Normalization
 from replay.generators.vae import VAE, mlp_vae
-from replay.priors.base import LatentPrior
+from replay.priors.base import LatentPrior, Posterior
 
 #: how ``log p(x|z)`` is scored: with the likelihood the VAEs train with, or with a unit-variance Gaussian around
 #: the decoder's mean (what the reference code does on every dataset)
@@ -118,7 +118,7 @@ class GenerativeClassifier(ModelsData, nn.Module):
         """Importance-sampled log p(x|y) for each of ``classes``, [batch, len(classes)] (eq. 3 above).
 
         Each class's VAE scores all images and samples of a chunk in one batched call (chunks of at most
-        ``max_rows`` images x samples).
+        ``max_rows`` images x samples; with S above ``max_rows``, one image per chunk and its samples in blocks).
 
         Args:
             x: images or features.
@@ -135,8 +135,18 @@ class GenerativeClassifier(ModelsData, nn.Module):
         return scores
 
     def _class_log_likelihood(self, vae: VAE, unit: Tensor, samples: int) -> Tensor:
+        """One class's estimate for a chunk of images; with more samples than ``max_rows``, the samples are drawn in
+        blocks of at most ``max_rows`` and their log-sum-exps combined."""
         n = len(unit)
         posterior = vae.encode(unit.view(n, *self.replay_shape))
+        block = max(1, self.max_rows // n)
+        sums = [self._log_weight_sum(vae, posterior, unit, min(block, samples - done))
+                for done in range(0, samples, block)]
+        return torch.logsumexp(torch.stack(sums), dim=0) - math.log(samples)
+
+    def _log_weight_sum(self, vae: VAE, posterior: Posterior, unit: Tensor, samples: int) -> Tensor:
+        """logsumexp over ``samples`` draws of log p(x|z) + log p(z) - log q(z|x), per image of the chunk."""
+        n = len(unit)
         repeated = posterior.rows(torch.arange(n, device=unit.device).repeat(samples))  # sample-major: [S * n]
         z, log_ratio = vae.prior.importance_sample(repeated)
         output = vae.decode_output(z).view(samples, n, -1)
@@ -144,7 +154,7 @@ class GenerativeClassifier(ModelsData, nn.Module):
             log_px = UnitGaussianLikelihood.log_prob_samples(vae.likelihood.mean(output), unit)
         else:
             log_px = vae.likelihood.log_prob_samples(output, unit)
-        return torch.logsumexp(log_px + log_ratio.view(samples, n), dim=0) - math.log(samples)
+        return torch.logsumexp(log_px + log_ratio.view(samples, n), dim=0)
 
     def forward(self, x: Tensor) -> Tensor:
         """Scores [batch, n_classes]: log p(x|y) of the trained classes (S = ``samples``), -inf for the others; in
