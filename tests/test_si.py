@@ -70,6 +70,24 @@ def test_penalty_value_and_gradient():
     assert SynapticIntelligence().penalty({"theta": theta}) is None
 
 
+def test_penalty_matches_autograd_on_matrices_and_stays_fp32_under_bf16_autocast():
+    """The fused penalty (one pass forward, one backward) against autograd's own sum omega (theta - theta*)^2, on
+    several parameters of other shapes; under bf16 autocast its value and gradient are still the fp32 ones."""
+    torch.manual_seed(0)
+    params = {"w": torch.nn.Parameter(torch.randn(7, 5)), "b": torch.nn.Parameter(torch.randn(7))}
+    si = SynapticIntelligence()
+    si.omega = {name: torch.rand_like(p) for name, p in params.items()}
+    si.anchor = {name: torch.randn_like(p) for name, p in params.items()}
+    expected = sum((si.omega[n] * (p - si.anchor[n]) ** 2).sum() for n, p in params.items())
+    wanted = torch.autograd.grad(expected, list(params.values()))
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            penalty = si.penalty(params)
+        got = torch.autograd.grad(penalty, list(params.values()))
+        assert penalty.dtype == torch.float32 and penalty.item() == pytest.approx(expected.item(), rel=1e-6)
+        assert all(torch.allclose(g, w, rtol=1e-6, atol=1e-7) for g, w in zip(got, wanted))
+
+
 def test_covers_the_encoders_fully_connected_layers_and_the_classifier_only():
     model = BIRModel((1, 8, 8), 4, build("gmm", 3, 4), hidden=(10, 6))
     covered = BrainInspiredReplayMethod.si_parameters(model)
